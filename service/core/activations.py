@@ -47,7 +47,8 @@ def backprop(layer: Layer, net: FloatArray, out: FloatArray, d_out: FloatArray) 
             return d_out * (1 - out * out)  # tanh' = 1 - tanh^2
         case "softmax":
             # Jacobian-vector product: d_net_j = o_j (g_j - sum_k g_k o_k)
-            return out * (d_out - np.sum(d_out * out, axis=1, keepdims=True))
+            d_net: FloatArray = out * (d_out - np.sum(d_out * out, axis=1, keepdims=True))
+            return d_net
     raise AssertionError(layer.activation)
 
 
