@@ -1,0 +1,3 @@
+"""backprop-service: the mathematics of neural networks over HTTP."""
+
+__version__ = "0.1.0"

@@ -31,7 +31,7 @@ def check_targets_fit_loss(network: Network, T: FloatArray) -> None:
             raise InvalidTargets(
                 f"binary_cross_entropy targets must lie in [0, 1]; targets[{r}][{c}] is "
                 f"{T[r, c]!r}",
-                f"/{r}/{c}",
+                f"/targets/{r}/{c}",
             )
     elif network.loss == "cross_entropy":
         bad = np.argwhere(T < 0)
@@ -40,7 +40,7 @@ def check_targets_fit_loss(network: Network, T: FloatArray) -> None:
             raise InvalidTargets(
                 f"cross_entropy targets must be probabilities (>= 0); targets[{r}][{c}] is "
                 f"{T[r, c]!r}",
-                f"/{r}/{c}",
+                f"/targets/{r}/{c}",
             )
         sums = T.sum(axis=1, dtype=np.float64)
         tol = 1e-6 if T.dtype == np.float64 else 1e-4
@@ -50,7 +50,7 @@ def check_targets_fit_loss(network: Network, T: FloatArray) -> None:
             raise InvalidTargets(
                 f"cross_entropy targets must sum to 1 in every row (a probability row, one-hot "
                 f"for classes); row {r} sums to {sums[r]!r}",
-                f"/{r}",
+                f"/targets/{r}",
             )
 
 

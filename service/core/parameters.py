@@ -61,23 +61,38 @@ def check_targets(network: Network, T: ArrayLike, rows: int) -> FloatArray:
         raise ShapeMismatch(
             f"targets has {T_arr.shape[0]} rows but inputs has {rows}; give one target row "
             "per input row",
-            "",
+            "/targets",
         )
     return T_arr
 
 
 def check_rows(X: ArrayLike, width: int, dtype: np.dtype[np.floating], name: str) -> FloatArray:
-    """A 2-D batch of ``width`` columns and at least one row, finite, as ``dtype``."""
-    arr = _to_array(X, dtype, name)
+    """A 2-D batch of ``width`` columns and at least one row, finite, as ``dtype``.
+
+    Pointers of errors start with ``/{name}``: ``/inputs/3`` for the fourth row of ``inputs``.
+    """
+    where = f"/{name}"
+    if isinstance(X, (list, tuple)):
+        for r, row in enumerate(X):
+            if not isinstance(row, (list, tuple)) or len(row) != width:
+                n = len(row) if isinstance(row, (list, tuple)) else "a scalar"
+                raise ShapeMismatch(
+                    f"{name} rows must have {width} values each (the network's "
+                    f"{'inputs' if name == 'inputs' else 'outputs'}); {name}[{r}] has {n}",
+                    f"{where}/{r}",
+                )
+    arr = _to_array(X, dtype, name, where)
     if arr.ndim != 2 or arr.shape[0] < 1:
         raise ShapeMismatch(
             f"{name} must be a 2-D array with at least one row, like [[x1, x2, ...]]; "
             f"got shape {list(arr.shape)}",
-            "",
+            where,
         )
     if arr.shape[1] != width:
-        raise ShapeMismatch(f"{name} rows must have {width} values each, got {arr.shape[1]}", "/0")
-    _check_finite(arr, name, "")
+        raise ShapeMismatch(
+            f"{name} rows must have {width} values each, got {arr.shape[1]}", f"{where}/0"
+        )
+    _check_finite(arr, name, where)
     return arr
 
 

@@ -1,0 +1,74 @@
+"""The application factory: wires settings, registry, store, routes and error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from service import __version__
+from service.api import problems
+from service.api.middleware import BodyLimit
+from service.api.routes import compute, models, stateless
+from service.registry import open_registry
+from service.settings import Settings
+from service.store import ModelStore
+
+DESCRIPTION = """
+The mathematics of feed-forward neural networks over HTTP: describe a network in JSON, store it,
+and ask for its outputs (forward, with every node's net and out), its loss and gradient
+(backpropagation, with every delta), and gradient-descent steps that make new versions.
+
+Errors are RFC 9457 problem details (`application/problem+json`). Every model has a `version`;
+responses about a model carry `ETag: "<version>"` and writes accept `If-Match`.
+
+The examples reproduce the worked example of the seed blog: a 2-3-3-1 network, one forward pass,
+its backpropagation and one SGD step with learning rate 0.01.
+"""
+
+TAGS = [
+    {"name": "models", "description": "The model registry: networks, parameters and versions."},
+    {"name": "compute", "description": "Forward, gradient and train-step on a stored model."},
+    {"name": "stateless", "description": "The same computations on an inline network."},
+]
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable ids ``{tag}-{function}``: ``models-create_model``."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new application on its own registry, opened from ``settings.registry``."""
+    settings = settings or Settings()
+    registry = open_registry(settings.registry, keep_versions=settings.keep_versions)
+    store = ModelStore(registry, cache_models=settings.cache_models)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="backprop-service",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    for module in (models, compute, stateless):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn calls (``--factory``): settings from ``BACKPROP_*``."""
+    return create_app(Settings())

@@ -1,0 +1,109 @@
+"""Translation between request/response schemas and the core's arrays, with JSON pointers of
+core errors prefixed by where the checked object sat in the request body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from service import specs
+from service.api.schemas.compute import DeltasOut, LayerTraceOut, NodeTraceOut, TraceOut
+from service.api.schemas.networks import (
+    LayeredParameters,
+    LayerParameters,
+    NamedParameters,
+    NetworkSpec,
+    OptimizerSpec,
+    SGDSpec,
+)
+from service.core import (
+    CoreError,
+    FloatArray,
+    Network,
+    Optimizer,
+    Params,
+    Trace,
+    check_parameters,
+    from_named,
+    node_names,
+    to_named,
+)
+
+Notation = Literal["layered", "named"]
+
+
+@contextmanager
+def at(prefix: str) -> Iterator[None]:
+    """Prefix the JSON pointer of a core error raised inside with ``prefix``."""
+    try:
+        yield
+    except CoreError as exc:
+        exc.pointer = prefix + exc.pointer
+        raise
+
+
+def network(spec: NetworkSpec) -> Network:
+    with at("/network"):
+        return specs.network_from_dict(spec.model_dump())
+
+
+def optimizer(spec: OptimizerSpec | None) -> Optimizer:
+    return specs.optimizer_from_dict((spec or SGDSpec()).model_dump())
+
+
+def parameters(
+    net: Network, given: LayeredParameters | NamedParameters, where: str = "/parameters"
+) -> Params:
+    with at(where):
+        if isinstance(given, NamedParameters):
+            return from_named(net, given.root)
+        return check_parameters(net, [(layer.weights, layer.biases) for layer in given.layers])
+
+
+def layered(params: Params) -> LayeredParameters:
+    return LayeredParameters.model_construct(
+        layers=[
+            LayerParameters.model_construct(weights=p.W.tolist(), biases=p.b.tolist())
+            for p in params
+        ]
+    )
+
+
+def parameters_out(params: Params, notation: Notation) -> LayeredParameters | dict[str, float]:
+    return to_named(params) if notation == "named" else layered(params)
+
+
+def matrix(a: FloatArray) -> list[list[float]]:
+    rows: list[list[float]] = a.tolist()
+    return rows
+
+
+def trace_out(net: Network, trace: Trace, notation: Notation) -> TraceOut:
+    layers = [LayerTraceOut.model_construct(net=matrix(t.net), out=matrix(t.out)) for t in trace]
+    nodes: dict[str, NodeTraceOut] | None = None
+    if notation == "named":
+        nodes = {}
+        for names, t in zip(node_names(net)[1:], trace, strict=True):
+            for j, name in enumerate(names):
+                nodes[name] = NodeTraceOut.model_construct(
+                    net=t.net[:, j].tolist(), out=t.out[:, j].tolist()
+                )
+    return TraceOut.model_construct(layers=layers, nodes=nodes)
+
+
+def deltas_out(net: Network, deltas: tuple[FloatArray, ...], notation: Notation) -> DeltasOut:
+    nodes: dict[str, list[float]] | None = None
+    if notation == "named":
+        nodes = {}
+        for names, d in zip(node_names(net)[1:], deltas, strict=True):
+            for j, name in enumerate(names):
+                nodes[name] = d[:, j].tolist()
+    return DeltasOut.model_construct(layers=[matrix(d) for d in deltas], nodes=nodes)
+
+
+def dump(model: Any) -> Any:
+    """JSON-able form of a schema object or plain value."""
+    return (
+        model.model_dump(mode="json", exclude_none=True) if hasattr(model, "model_dump") else model
+    )

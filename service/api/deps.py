@@ -1,0 +1,82 @@
+"""Dependencies of the handlers, as ``Annotated`` aliases so that handlers read as plain
+signatures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Depends, Header, Path, Query, Request
+
+from service.api.problems import PreconditionRequired
+from service.api.schemas.common import NAME_PATTERN
+from service.registry import VersionConflict
+from service.settings import Settings
+from service.store import ModelStore
+
+
+def get_store(request: Request) -> ModelStore:
+    store: ModelStore = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='Only act if the model\'s current version is this ETag, e.g. `"3"`.',
+        ),
+    ] = None,
+) -> int | None:
+    """The version named by ``If-Match`` (``None`` for absent or ``*``)."""
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    if not tag.isdigit():
+        raise PreconditionRequired(
+            f'If-Match must be an ETag such as "3" (a model version), got {value!r}'
+        )
+    return int(tag)
+
+
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+IfMatchDep = Annotated[int | None, Depends(if_match)]
+NamePath = Annotated[
+    str,
+    Path(
+        pattern=NAME_PATTERN,
+        max_length=64,
+        description="The model's name.",
+        examples=["seed-2-3-3-1"],
+    ),
+]
+NotationQuery = Annotated[
+    Literal["layered", "named"],
+    Query(description="`named`: the seed's w1.., b1.., n1.. names instead of layers."),
+]
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+async def checked_if_match(name: NamePath, store: StoreDep, expected: IfMatchDep) -> int | None:
+    """``If-Match`` checked against the model before the body is even looked at (404 for an
+    unknown model, 412 for a stale version); the write re-checks it atomically."""
+    if expected is not None:
+        current = store.registry.current_version(name)
+        if current != expected:
+            raise VersionConflict(name, expected, current)
+    return expected
+
+
+CheckedIfMatch = Annotated[int | None, Depends(checked_if_match)]

@@ -1,0 +1,266 @@
+"""RFC 9457 problem details, and the one place where exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from service.core import CoreError, NumericOverflow
+from service.registry import (
+    ModelExists,
+    ModelNotFound,
+    RegistryError,
+    RegistryUnavailable,
+    VersionConflict,
+    VersionNotFound,
+)
+
+log = logging.getLogger("service")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(BaseModel):
+    pointer: str | None = None
+    parameter: str | None = None
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem. ``error`` repeats ``detail`` for Open Inference Protocol clients."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    error: str
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body exceeds {limit} bytes")
+        self.limit = limit
+
+
+class PreconditionRequired(Exception):
+    """A header such as If-Match is malformed."""
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: Sequence[dict[str, str]] | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "error": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = list(errors)
+    return Response(
+        json.dumps(body, allow_nan=False), status, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+# Tags of the discriminated unions: pydantic puts them in an error's location, a client's
+# JSON pointer must not contain them.
+_UNION_TAGS = {"layered", "named", "sgd", "adam"}
+
+
+def _pointer(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc if str(p) not in _UNION_TAGS]
+    return "".join(f"/{p.replace('~', '~0').replace('/', '~1')}" for p in parts)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        message = str(err.get("msg", "invalid value"))
+        if loc and loc[0] == "body":
+            errors.append({"pointer": _pointer(loc[1:]), "message": message})
+        elif loc:
+            errors.append({"parameter": str(loc[-1]), "in": str(loc[0]), "message": message})
+        else:
+            errors.append({"pointer": "", "message": message})
+    return errors
+
+
+def _summary(errors: list[dict[str, str]]) -> str:
+    first = errors[0]
+    where = first.get("pointer") or first.get("parameter") or "/"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['message']}{more}"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into a problem response."""
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
+        invalid_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if invalid_json:
+            reason = invalid_json[0].get("ctx", {}).get("error", "")
+            position = invalid_json[0].get("loc", ("body", 0))[-1]
+            detail = f"the request body is not valid JSON ({reason or 'decode error'} at "
+            detail += f"character {position})"
+            return problem(
+                400, "malformed-body", "Malformed request body", detail, None, request.url.path
+            )
+        errors = _validation_errors(exc)
+        return problem(
+            422,
+            "invalid-input",
+            "Invalid input",
+            _summary(errors),
+            errors,
+            request.url.path,
+        )
+
+    @app.exception_handler(CoreError)
+    async def core_error(request: Request, exc: CoreError) -> Response:
+        if isinstance(exc, NumericOverflow):
+            slug, title = "numeric-overflow", "Numeric overflow"
+        else:
+            slug, title = "invalid-input", "Invalid input"
+        errors = [{"pointer": exc.pointer, "message": exc.message}]
+        return problem(422, slug, title, exc.message, errors, request.url.path)
+
+    @app.exception_handler(ModelNotFound)
+    async def not_found(request: Request, exc: ModelNotFound) -> Response:
+        return problem(404, "model-not-found", "Model not found", str(exc), None, request.url.path)
+
+    @app.exception_handler(VersionNotFound)
+    async def version_not_found(request: Request, exc: VersionNotFound) -> Response:
+        return problem(
+            404, "version-not-found", "Version not found", str(exc), None, request.url.path
+        )
+
+    @app.exception_handler(ModelExists)
+    async def exists(request: Request, exc: ModelExists) -> Response:
+        return problem(409, "name-taken", "Name taken", str(exc), None, request.url.path)
+
+    @app.exception_handler(VersionConflict)
+    async def conflict(request: Request, exc: VersionConflict) -> Response:
+        return problem(
+            412,
+            "precondition-failed",
+            "Precondition failed",
+            f"If-Match expected version {exc.expected} of model '{exc.name}', but its current "
+            f"version is {exc.actual}",
+            None,
+            request.url.path,
+            headers={"ETag": f'"{exc.actual}"'},
+        )
+
+    @app.exception_handler(PreconditionRequired)
+    async def bad_precondition(request: Request, exc: PreconditionRequired) -> Response:
+        return problem(
+            400, "malformed-header", "Malformed header", str(exc), None, request.url.path
+        )
+
+    @app.exception_handler(RegistryUnavailable)
+    async def unavailable(request: Request, exc: RegistryUnavailable) -> Response:
+        log.warning("registry unavailable: %s", exc)
+        return problem(
+            503,
+            "registry-unavailable",
+            "Registry unavailable",
+            "the model registry cannot be reached; try again shortly",
+            None,
+            request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(request: Request, exc: RegistryError) -> Response:
+        log.error("registry error: %s", exc)
+        return problem(503, "registry-error", "Registry error", str(exc), None, request.url.path)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return problem(
+            413,
+            "body-too-large",
+            "Request body too large",
+            f"the request body exceeds the limit of {exc.limit} bytes (BACKPROP_MAX_BODY_BYTES)",
+            None,
+            request.url.path,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+        title = titles.get(exc.status_code, "HTTP error")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no resource at {request.url.path}"
+        slug = title.lower().replace(" ", "-")
+        return problem(
+            exc.status_code, slug, title, detail, None, request.url.path, dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "the server failed to handle this request; it has been logged",
+            None,
+            request.url.path,
+        )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses."""
+    descriptions = {
+        400: "Malformed body or header",
+        404: "Unknown model or version",
+        409: "Name taken",
+        412: "If-Match does not match the current version",
+        413: "Request body too large",
+        422: "Invalid content (shapes, values, limits, non-finite numbers)",
+        503: "Registry unavailable",
+    }
+    return {
+        s: {
+            "model": Problem,
+            "description": descriptions.get(s, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }
+
+
+__all__ = [
+    "PROBLEM_JSON",
+    "BodyTooLarge",
+    "PreconditionRequired",
+    "Problem",
+    "install",
+    "problem",
+    "problem_responses",
+]

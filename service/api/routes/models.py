@@ -1,0 +1,217 @@
+"""The model registry: create, list, read, delete, parameters, versions and rollback."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+
+from service import specs
+from service.api import convert, examples
+from service.api.deps import CheckedIfMatch, NamePath, NotationQuery, StoreDep, etag
+from service.api.problems import problem_responses
+from service.api.schemas.models import (
+    ModelCreate,
+    ModelList,
+    ModelPublic,
+    ParametersPublic,
+    ParametersPut,
+    RollbackRequest,
+    VersionList,
+    VersionPublic,
+)
+from service.api.schemas.networks import InitSpec
+from service.core import initialize
+from service.core.errors import InvalidNetwork
+from service.registry import ModelRecord
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def public(record: ModelRecord) -> ModelPublic:
+    spec = record.spec
+    net = specs.network_from_dict(spec["network"])
+    return ModelPublic.model_validate(
+        {
+            "name": record.name,
+            "version": record.version,
+            "network": spec["network"],
+            "optimizer": spec["optimizer"],
+            "init": spec.get("init"),
+            "description": spec.get("description"),
+            "tags": spec.get("tags", []),
+            "parameter_count": net.parameter_count,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a model",
+    description="Store a network with given parameters (layered or named) or with parameters "
+    "drawn by an initialisation scheme and seed. Answers 201 with the model at version 1, its "
+    "`Location` and `ETag`.",
+    responses=problem_responses(400, 409, 413, 422),
+)
+async def create_model(
+    body: Annotated[ModelCreate, Body(openapi_examples=examples.CREATE)],
+    store: StoreDep,
+    response: Response,
+) -> ModelPublic:
+    net = convert.network(body.network)
+    init: dict[str, Any] | None = None
+    if body.parameters is not None:
+        params = convert.parameters(net, body.parameters)
+    else:
+        scheme = body.init or InitSpec()
+        seed = scheme.seed if scheme.seed is not None else secrets.randbits(63)
+        params = initialize(net, scheme.scheme, seed)
+        init = {"scheme": scheme.scheme, "seed": seed}
+    spec = {
+        "network": specs.network_to_dict(net),
+        "optimizer": specs.optimizer_to_dict(convert.optimizer(body.optimizer)),
+        "init": init,
+        "description": body.description,
+        "tags": body.tags,
+    }
+    record = await store.create(body.name, spec, params)
+    response.headers["Location"] = f"/v1/models/{record.name}"
+    response.headers.update(etag(record.version))
+    return public(record)
+
+
+@router.get(
+    "",
+    summary="List models",
+    description="Models ordered by name, a page at a time. Pass the `next_cursor` of a page as "
+    "`cursor` to get the next; it is null on the last page.",
+    responses=problem_responses(422),
+)
+async def list_models(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Models per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> ModelList:
+    records, total = await store.page(limit + 1, cursor)
+    page = records[:limit]
+    next_cursor = page[-1].name if len(records) > limit else None
+    return ModelList(items=[public(r) for r in page], total=total, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{name}",
+    summary="Get a model",
+    description="The model's network, optimizer, version and metadata (not its parameters).",
+    responses=problem_responses(404),
+)
+async def get_model(name: NamePath, store: StoreDep, response: Response) -> ModelPublic:
+    record = await store.get(name)
+    response.headers.update(etag(record.version))
+    return public(record)
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a model",
+    description="Delete the model and all its versions. With `If-Match`, only if it is still at "
+    "that version.",
+    responses=problem_responses(400, 404, 412),
+)
+async def delete_model(name: NamePath, store: StoreDep, expected: CheckedIfMatch) -> Response:
+    await store.delete(name, expected)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{name}/parameters",
+    summary="Get a model's parameters",
+    description="The weights and biases of the current version, or of a kept older one with "
+    "`?version=N`; layered, or in the seed's named notation with `?notation=named`.",
+    responses=problem_responses(404, 422),
+)
+async def get_parameters(
+    name: NamePath,
+    store: StoreDep,
+    response: Response,
+    notation: NotationQuery = "layered",
+    version: Annotated[int | None, Query(ge=1, description="A kept older version.")] = None,
+) -> ParametersPublic:
+    model = await store.load(name, version)
+    response.headers.update(etag(model.record.version))
+    return ParametersPublic(
+        model=name,
+        version=model.version,
+        parameters=convert.parameters_out(model.params, notation),
+    )
+
+
+@router.put(
+    "/{name}/parameters",
+    summary="Replace a model's parameters",
+    description="Store new parameters (either notation) as version + 1. `If-Match` is checked "
+    "before anything else (412 when stale). The optimizer state (momentum, moments) restarts.",
+    responses=problem_responses(400, 404, 412, 413, 422),
+)
+async def put_parameters(
+    name: NamePath,
+    body: Annotated[ParametersPut, Body(openapi_examples=examples.PUT_PARAMETERS)],
+    store: StoreDep,
+    expected: CheckedIfMatch,
+    response: Response,
+    notation: NotationQuery = "layered",
+) -> ParametersPublic:
+    if body.model is not None and body.model != name:
+        raise InvalidNetwork(f"the body names model {body.model!r}, the path {name!r}", "/model")
+    model = await store.load(name)
+    params = convert.parameters(model.network, body.parameters)
+    record = await store.put_parameters(name, params, expected)
+    response.headers.update(etag(record.version))
+    return ParametersPublic(
+        model=name, version=record.version, parameters=convert.parameters_out(params, notation)
+    )
+
+
+@router.get(
+    "/{name}/versions",
+    summary="List a model's kept versions",
+    description="The versions whose parameters are still kept (the newest "
+    "`BACKPROP_KEEP_VERSIONS`), newest first, with when and why each was made.",
+    responses=problem_responses(404),
+)
+async def list_versions(name: NamePath, store: StoreDep, response: Response) -> VersionList:
+    record, versions = await store.versions(name)
+    response.headers.update(etag(record.version))
+    return VersionList(
+        model=name,
+        version=record.version,
+        items=[
+            VersionPublic(version=v.version, created_at=v.created_at, reason=v.reason)
+            for v in versions
+        ],
+    )
+
+
+@router.post(
+    "/{name}/rollback",
+    summary="Roll back to a kept version",
+    description="Make a new version (version + 1) whose parameters and optimizer state equal "
+    "those of a kept older version. History is never rewritten.",
+    responses=problem_responses(400, 404, 412, 422),
+)
+async def rollback(
+    name: NamePath,
+    body: RollbackRequest,
+    store: StoreDep,
+    expected: CheckedIfMatch,
+    response: Response,
+) -> ModelPublic:
+    record = await store.rollback(name, body.version, expected)
+    response.headers.update(etag(record.version))
+    return public(record)

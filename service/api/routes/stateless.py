@@ -1,0 +1,107 @@
+"""Forward, gradient and train-step on a network and parameters sent inline; nothing stored."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from service.api import convert, examples
+from service.api.deps import NotationQuery, StoreDep
+from service.api.problems import problem_responses
+from service.api.schemas.compute import (
+    ForwardResponse,
+    GradientResponse,
+    OptimizerStateIO,
+    StatelessForwardRequest,
+    StatelessGradientRequest,
+    StatelessTrainStepRequest,
+    StatelessTrainStepResponse,
+)
+from service.core import OptimizerState, forward, step
+
+router = APIRouter(prefix="/v1", tags=["stateless"])
+
+
+@router.post(
+    "/forward",
+    summary="Forward pass (stateless)",
+    description="Like the forward of a stored model, with `network` and `parameters` inline.",
+    responses=problem_responses(400, 413, 422),
+)
+async def forward_stateless(
+    body: Annotated[StatelessForwardRequest, Body(openapi_examples=examples.STATELESS_FORWARD)],
+    store: StoreDep,
+    notation: NotationQuery = "layered",
+) -> ForwardResponse:
+    net = convert.network(body.network)
+    params = convert.parameters(net, body.parameters)
+    trace = await store.compute(net, forward, net, params, body.inputs, data=body.inputs)
+    return ForwardResponse.model_construct(
+        outputs=convert.matrix(trace[-1].out),
+        trace=convert.trace_out(net, trace, notation) if body.trace else None,
+    )
+
+
+@router.post(
+    "/gradient",
+    summary="Loss and gradient (stateless)",
+    description="Like the gradient of a stored model, with `network` and `parameters` inline.",
+    responses=problem_responses(400, 413, 422),
+)
+async def gradient_stateless(
+    body: Annotated[StatelessGradientRequest, Body(openapi_examples=examples.STATELESS_GRADIENT)],
+    store: StoreDep,
+    notation: NotationQuery = "layered",
+) -> GradientResponse:
+    net = convert.network(body.network)
+    params = convert.parameters(net, body.parameters)
+    result = await store.gradient(net, params, body.inputs, body.targets)
+    return GradientResponse.model_construct(
+        loss=result.loss,
+        gradients=convert.parameters_out(result.gradients, notation),
+        deltas=convert.deltas_out(net, result.deltas, notation) if body.deltas else None,
+        trace=convert.trace_out(net, result.trace, notation) if body.trace else None,
+    )
+
+
+@router.post(
+    "/train-step",
+    summary="One gradient-descent step (stateless)",
+    description="Returns the updated `parameters` and the `optimizer_state` to send with the "
+    "next step (for momentum and Adam). Plain SGD with `learning_rate` unless `optimizer` "
+    "says otherwise.",
+    responses=problem_responses(400, 413, 422),
+)
+async def train_step_stateless(
+    body: Annotated[
+        StatelessTrainStepRequest, Body(openapi_examples=examples.STATELESS_TRAIN_STEP)
+    ],
+    store: StoreDep,
+    notation: NotationQuery = "layered",
+) -> StatelessTrainStepResponse:
+    net = convert.network(body.network)
+    params = convert.parameters(net, body.parameters)
+    optimizer = convert.optimizer(body.optimizer)
+    if body.learning_rate is not None:
+        optimizer = replace(optimizer, learning_rate=body.learning_rate)
+    state = OptimizerState()
+    if body.optimizer_state is not None:
+        state = OptimizerState(
+            body.optimizer_state.step,
+            {
+                slot: convert.parameters(net, values, f"/optimizer_state/slots/{slot}")
+                for slot, values in body.optimizer_state.slots.items()
+            },
+        )
+    result = await store.gradient(net, params, body.inputs, body.targets)
+    new_params, new_state = step(optimizer, params, result.gradients, state)
+    return StatelessTrainStepResponse.model_construct(
+        loss=result.loss,
+        parameters=convert.parameters_out(new_params, notation),
+        optimizer_state=OptimizerStateIO.model_construct(
+            step=new_state.step,
+            slots={slot: convert.layered(values) for slot, values in new_state.slots.items()},
+        ),
+    )

@@ -1,0 +1,75 @@
+"""Building blocks shared by every schema: finite numbers, batches, names, the strict base."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from service.settings import Limits
+
+# Limits are read once, at import, so that the OpenAPI spec shows the values in force.
+LIMITS = Limits()
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields and non-finite numbers are rejected."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Out(BaseModel):
+    """Base of response bodies."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+def _no_double_dot(name: str) -> str:
+    if ".." in name:
+        raise ValueError("a model name must not contain '..'")
+    return name
+
+
+ModelName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=NAME_PATTERN,
+        description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+        "without '..'.",
+        examples=["seed-2-3-3-1"],
+    ),
+    AfterValidator(_no_double_dot),
+]
+
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Row = list[Finite]
+
+
+def _rectangular(rows: list[list[float]]) -> list[list[float]]:
+    width = len(rows[0])
+    for r, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(
+                f"all rows must have the same length: row 0 has {width} values, row {r} has "
+                f"{len(row)}"
+            )
+    return rows
+
+
+Batch = Annotated[
+    list[Row],
+    Field(
+        min_length=1,
+        max_length=LIMITS.max_batch_rows,
+        description=f"Rows of equal length, 1 to {LIMITS.max_batch_rows} of them.",
+    ),
+    AfterValidator(_rectangular),
+]
+
+LearningRate = Annotated[
+    float, Field(strict=True, gt=0, allow_inf_nan=False, description="Finite and > 0.")
+]

@@ -1,0 +1,78 @@
+"""Model registry: stores each model's JSON spec and versioned bundles of named arrays.
+
+Storage only; it knows nothing of HTTP or of the neural-network maths.
+"""
+
+from __future__ import annotations
+
+from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .errors import (
+    InvalidRegistryURL,
+    ModelExists,
+    ModelNotFound,
+    RegistryError,
+    RegistryUnavailable,
+    VersionConflict,
+    VersionNotFound,
+)
+from .memory import MemoryRegistry
+from .sqlite import SqliteRegistry
+
+__all__ = [
+    "Arrays",
+    "InvalidRegistryURL",
+    "MemoryRegistry",
+    "ModelExists",
+    "ModelNotFound",
+    "ModelRecord",
+    "Registry",
+    "RegistryError",
+    "RegistryUnavailable",
+    "Snapshot",
+    "SqliteRegistry",
+    "VersionConflict",
+    "VersionInfo",
+    "VersionNotFound",
+    "open_registry",
+]
+
+_EXPECTED = "expected memory://, sqlite:///relative/path.db or sqlite:////absolute/path.db"
+
+
+def open_registry(url: str, keep_versions: int = 20) -> Registry:
+    """Open the registry a URL names, keeping `keep_versions` versions per model.
+
+    ``memory://`` is an in-process registry. ``sqlite:///rel/path.db`` is a file relative to
+    the current directory and ``sqlite:////abs/path.db`` an absolute one (SQLAlchemy's
+    convention). Raises InvalidRegistryURL for anything else and RegistryUnavailable if the
+    storage cannot be opened.
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise InvalidRegistryURL(url, _EXPECTED)
+    if scheme == "memory":
+        if rest:
+            raise InvalidRegistryURL(url, "memory:// takes no path")
+        return MemoryRegistry(keep_versions)
+    if scheme == "sqlite":
+        return SqliteRegistry(_sqlite_path(url, rest), keep_versions)
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        # The PostgreSQL backend is a separate issue; construct it here once it exists.
+        raise InvalidRegistryURL(url, "postgresql backend not available yet")
+    raise InvalidRegistryURL(url, f"unknown scheme {scheme!r}; {_EXPECTED}")
+
+
+def _sqlite_path(url: str, rest: str) -> str:
+    # rest is "<host>/<path>"; the host must be empty, so rest starts with "/".
+    if not rest.startswith("/"):
+        raise InvalidRegistryURL(url, "sqlite URLs have no host; " + _EXPECTED)
+    path = rest[1:]
+    if not path or path.endswith("/"):
+        raise InvalidRegistryURL(url, "no database file given; " + _EXPECTED)
+    if path == ":memory:":
+        raise InvalidRegistryURL(url, "use memory:// for an in-memory registry")
+    if "?" in path or "#" in path:
+        # Silently creating a file named "x.db?mode=ro" would be worse than refusing.
+        raise InvalidRegistryURL(url, "query strings and fragments are not supported")
+    return path

@@ -1,0 +1,127 @@
+"""Records and the abstract `Registry` interface every storage backend implements."""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from numpy.typing import NDArray
+
+Arrays = Mapping[str, NDArray[Any]]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A stored model as of its current version; `spec` is a fresh copy owned by the caller."""
+
+    name: str
+    spec: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One kept version of a model's arrays."""
+
+    version: int
+    created_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The arrays of one version, read consistently with the model's current record."""
+
+    model: ModelRecord
+    version: int
+    arrays: dict[str, NDArray[Any]]
+
+
+class Registry(ABC):
+    """Thread-safe storage of model specs and versioned array bundles.
+
+    Arrays returned by any method are read-only and never mutated later, so callers may cache
+    them. Inputs are copied, so callers may mutate them after a call returns.
+    """
+
+    def __init__(self, keep_versions: int = 20) -> None:
+        if type(keep_versions) is not int or keep_versions < 1:
+            raise ValueError(f"keep_versions must be an int >= 1, got {keep_versions!r}")
+        self.keep_versions = keep_versions
+
+    @abstractmethod
+    def create(
+        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+    ) -> ModelRecord:
+        """Store a new model at version 1; ModelExists if the name is taken."""
+
+    @abstractmethod
+    def get(self, name: str) -> ModelRecord:
+        """Return the model's current record; ModelNotFound."""
+
+    @abstractmethod
+    def list(self, limit: int, after: str | None = None) -> builtins.list[ModelRecord]:
+        """Return at most `limit` models with names > `after` (all if None), ordered by name."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Return the number of models."""
+
+    @abstractmethod
+    def delete(self, name: str, expected_version: int | None = None) -> None:
+        """Delete the model and all its versions.
+
+        ModelNotFound; VersionConflict if `expected_version` is given and is not current.
+        """
+
+    @abstractmethod
+    def current_version(self, name: str) -> int:
+        """Return the model's current version (cheap); ModelNotFound."""
+
+    @abstractmethod
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        """Return the arrays of the current or the given kept version with the current record.
+
+        ModelNotFound; VersionNotFound if `version` was pruned or never existed.
+        """
+
+    @abstractmethod
+    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+        """Atomically store `arrays` as version `expected_version + 1` and return the new record.
+
+        Compare-and-swap: VersionConflict (and nothing changes) if the current version is not
+        `expected_version`; ModelNotFound. Prunes all but the newest `keep_versions` versions.
+        Durable when it returns.
+        """
+
+    @abstractmethod
+    def versions(self, name: str) -> builtins.list[VersionInfo]:
+        """Return the kept versions, newest first; ModelNotFound."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return if the storage is reachable, else raise RegistryUnavailable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the storage; idempotent. Later calls raise RegistryUnavailable."""
+
+    def __enter__(self) -> Self:
+        """Return self; the registry is closed when the block exits."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the registry."""
+        self.close()

@@ -1,0 +1,331 @@
+"""SQLite registry backend: one database file, safe to share between threads and processes.
+
+Every write runs in a ``BEGIN IMMEDIATE`` transaction, which takes the file's write lock
+before reading, so a compare-and-swap cannot interleave with a writer in another process.
+WAL mode lets readers proceed while a write is in progress.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .errors import (
+    ModelExists,
+    ModelNotFound,
+    RegistryError,
+    RegistryUnavailable,
+    VersionConflict,
+    VersionNotFound,
+)
+
+# Entry i brings the schema from PRAGMA user_version i to i + 1. Append, never edit.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE models (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE versions (
+            model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            arrays BLOB NOT NULL,
+            PRIMARY KEY (model, version)
+        )""",
+    ),
+)
+
+# Idle connections kept for reuse; more are opened on demand when many threads are busy.
+_MAX_IDLE = 16
+_MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _record(row: tuple[Any, ...]) -> ModelRecord:
+    name, spec, version, created_at, updated_at = row
+    return ModelRecord(
+        name=name,
+        spec=decode_spec(spec),
+        version=version,
+        created_at=datetime.fromisoformat(created_at),
+        updated_at=datetime.fromisoformat(updated_at),
+    )
+
+
+class SqliteRegistry(Registry):
+    """Registry stored in one SQLite file (WAL mode, synchronous=FULL)."""
+
+    def __init__(self, path: str | Path, keep_versions: int = 20, *, timeout: float = 10.0):
+        """Open or create the database at `path`, creating parent directories.
+
+        `timeout` is how long, in seconds, to wait for another writer's lock.
+        Raises RegistryUnavailable if the file cannot be opened or is not a registry database.
+        """
+        super().__init__(keep_versions)
+        self._path = Path(path)
+        if str(path) == ":memory:":
+            raise ValueError("SqliteRegistry needs a file path; use MemoryRegistry for memory")
+        self._timeout = timeout
+        self._lock = threading.Lock()  # guards _idle and _closed
+        # Serialises this process's writers without SQLite's sleep-and-retry busy loop.
+        self._write_lock = threading.Lock()
+        self._idle: builtins.list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryUnavailable(f"cannot create directory of {self._path}: {exc}") from exc
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    def _migrate(self) -> None:
+        with self._connection() as conn:
+            # Persistent in the file; cannot be changed inside a transaction.
+            conn.execute("PRAGMA journal_mode=WAL")
+        with self._write() as conn:
+            (current,) = conn.execute("PRAGMA user_version").fetchone()
+            if current > len(_MIGRATIONS):
+                raise RegistryUnavailable(
+                    f"{self._path} has schema version {current}; this code knows up to "
+                    f"{len(_MIGRATIONS)}"
+                )
+            for number, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    def _open_connection(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves; the module's implicit
+        # transactions would start deferred ones, which cannot serialise a CAS.
+        conn = sqlite3.connect(
+            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """Lend a connection to one thread; map sqlite3 errors to RegistryUnavailable."""
+        with self._lock:
+            if self._closed:
+                raise RegistryUnavailable("registry is closed")
+            conn = self._idle.pop() if self._idle else None
+        broken = False
+        try:
+            if conn is None:
+                conn = self._open_connection()
+            yield conn
+        except sqlite3.Error as exc:
+            broken = True
+            raise RegistryUnavailable(f"sqlite registry {self._path}: {exc}") from exc
+        finally:
+            if conn is not None:
+                self._release(conn, broken)
+
+    def _release(self, conn: sqlite3.Connection, broken: bool) -> None:
+        with self._lock:
+            if not (broken or self._closed or conn.in_transaction) and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: all SELECTs inside see one consistent state."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the database's write lock; committed on success."""
+        with self._write_lock, self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _version_of(conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT version FROM models WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        version: int = row[0]
+        return version
+
+    def create(
+        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+    ) -> ModelRecord:
+        """Store a new model at version 1; ModelExists if the name is taken."""
+        spec_text, blob, now = encode_spec(spec), encode_arrays(arrays), _now()
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone():
+                raise ModelExists(name)
+            conn.execute(
+                f"INSERT INTO models ({_MODEL_COLUMNS}) VALUES (?, ?, 1, ?, ?)",
+                (name, spec_text, now, now),
+            )
+            conn.execute(
+                "INSERT INTO versions (model, version, created_at, reason, arrays)"
+                " VALUES (?, 1, ?, ?, ?)",
+                (name, now, reason, blob),
+            )
+        return _record((name, spec_text, 1, now, now))
+
+    def get(self, name: str) -> ModelRecord:
+        """Return the model's current record; ModelNotFound."""
+        with self._connection() as conn:
+            row = conn.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        return _record(row)
+
+    def list(self, limit: int, after: str | None = None) -> builtins.list[ModelRecord]:
+        """Return at most `limit` models with names > `after` (all if None), ordered by name."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with self._connection() as conn:
+            if after is None:
+                rows = conn.execute(
+                    f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_MODEL_COLUMNS} FROM models WHERE name > ? ORDER BY name LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+        return [_record(row) for row in rows]
+
+    def count(self) -> int:
+        """Return the number of models."""
+        with self._connection() as conn:
+            (count,) = conn.execute("SELECT count(*) FROM models").fetchone()
+        result: int = count
+        return result
+
+    def delete(self, name: str, expected_version: int | None = None) -> None:
+        """Delete the model and all its versions; ModelNotFound, VersionConflict."""
+        with self._write() as conn:
+            current = self._version_of(conn, name)
+            if expected_version is not None and expected_version != current:
+                raise VersionConflict(name, expected_version, current)
+            conn.execute("DELETE FROM versions WHERE model = ?", (name,))
+            conn.execute("DELETE FROM models WHERE name = ?", (name,))
+
+    def current_version(self, name: str) -> int:
+        """Return the model's current version; ModelNotFound."""
+        with self._connection() as conn:
+            return self._version_of(conn, name)
+
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise ModelNotFound(name)
+            wanted: int = row[2] if version is None else version
+            found = conn.execute(
+                "SELECT arrays FROM versions WHERE model = ? AND version = ?", (name, wanted)
+            ).fetchone()
+            if found is None:
+                oldest, newest = conn.execute(
+                    "SELECT min(version), max(version) FROM versions WHERE model = ?", (name,)
+                ).fetchone()
+                raise VersionNotFound(name, wanted, (oldest, newest))
+        try:
+            arrays = decode_arrays(found[0])
+        except ValueError as exc:
+            raise RegistryError(f"stored arrays of model {name!r} v{wanted}: {exc}") from exc
+        return Snapshot(model=_record(row), version=wanted, arrays=arrays)
+
+    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+        """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
+        blob, now = encode_arrays(arrays), _now()
+        new = expected_version + 1
+        with self._write() as conn:
+            current = self._version_of(conn, name)
+            if current != expected_version:
+                raise VersionConflict(name, expected_version, current)
+            conn.execute(
+                "INSERT INTO versions (model, version, created_at, reason, arrays)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, new, now, reason, blob),
+            )
+            conn.execute(
+                "UPDATE models SET version = ?, updated_at = ? WHERE name = ?", (new, now, name)
+            )
+            conn.execute(
+                "DELETE FROM versions WHERE model = ? AND version <= ?",
+                (name, new - self.keep_versions),
+            )
+            row = conn.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
+            ).fetchone()
+        return _record(row)
+
+    def versions(self, name: str) -> builtins.list[VersionInfo]:
+        """Return the kept versions, newest first; ModelNotFound."""
+        with self._read() as conn:
+            self._version_of(conn, name)
+            rows = conn.execute(
+                "SELECT version, created_at, reason FROM versions WHERE model = ?"
+                " ORDER BY version DESC",
+                (name,),
+            ).fetchall()
+        return [VersionInfo(v, datetime.fromisoformat(at), reason) for v, at, reason in rows]
+
+    def ping(self) -> None:
+        """Raise RegistryUnavailable if the file is gone or cannot be queried."""
+        if not self._path.exists():
+            raise RegistryUnavailable(f"sqlite registry {self._path} no longer exists")
+        with self._connection() as conn:
+            conn.execute("SELECT 1 FROM models LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close idle connections now and busy ones when released; idempotent."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -1,0 +1,228 @@
+"""The model store: the registry, a cache of loaded parameters, and the operations that change a
+model's parameters (put, train-step, rollback), each one compare-and-swap on the version.
+
+Reads of the current parameters come from the cache, validated against the registry's current
+version (one cheap read), so a change made by another process is never missed and parameters
+are not decoded on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from numpy.typing import ArrayLike
+from starlette.concurrency import run_in_threadpool
+
+from service import specs
+from service.core import (
+    GradientResult,
+    Network,
+    Optimizer,
+    OptimizerState,
+    Params,
+    gradient,
+    step,
+)
+from service.registry import ModelRecord, Registry, VersionConflict, VersionInfo
+
+T = TypeVar("T")
+
+# Above this many multiply-adds a computation leaves the event loop for a worker thread; below
+# it the thread hop (100-300 µs) would cost more than the arithmetic.
+INLINE_COMPUTE_LIMIT = 200_000
+CAS_RETRIES = 100
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model's record with its decoded network, parameters and optimizer at ``version``."""
+
+    record: ModelRecord
+    version: int
+    network: Network
+    params: Params
+    optimizer: Optimizer
+    state: OptimizerState
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """A committed train-step: the loss before it and the model after it."""
+
+    loss: float
+    record: ModelRecord
+
+
+class ModelStore:
+    """Operations on stored models; safe for many concurrent requests in one event loop."""
+
+    def __init__(self, registry: Registry, *, cache_models: int = 256) -> None:
+        self.registry = registry
+        self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._cache_models = cache_models
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # -- records ------------------------------------------------------------------------------
+
+    async def create(
+        self, name: str, spec: specs.JSON, params: Params, state: OptimizerState | None = None
+    ) -> ModelRecord:
+        arrays = specs.pack(params, state)
+        return await run_in_threadpool(self.registry.create, name, spec, arrays, "create")
+
+    async def get(self, name: str) -> ModelRecord:
+        return await run_in_threadpool(self.registry.get, name)
+
+    async def page(self, limit: int, after: str | None) -> tuple[list[ModelRecord], int]:
+        records = await run_in_threadpool(self.registry.list, limit, after)
+        total = await run_in_threadpool(self.registry.count)
+        return records, total
+
+    async def delete(self, name: str, expected_version: int | None) -> None:
+        async with self._lock(name):
+            await run_in_threadpool(self.registry.delete, name, expected_version)
+            self._cache.pop(name, None)
+
+    async def versions(self, name: str) -> tuple[ModelRecord, list[VersionInfo]]:
+        record = await run_in_threadpool(self.registry.get, name)
+        return record, await run_in_threadpool(self.registry.versions, name)
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    async def load(self, name: str, version: int | None = None) -> LoadedModel:
+        """The model at its current version (from the cache when it is current) or ``version``."""
+        if version is None:
+            # A single indexed read; cheaper on the loop than a hop to a thread.
+            current = self.registry.current_version(name)
+            cached = self._cache.get(name)
+            if cached is not None and cached.version == current:
+                self._cache.move_to_end(name)
+                return cached
+        snapshot = await run_in_threadpool(self.registry.snapshot, name, version)
+        network = specs.network_from_dict(snapshot.model.spec["network"])
+        params, state = specs.unpack(network, snapshot.arrays)
+        loaded = LoadedModel(
+            record=snapshot.model,
+            version=snapshot.version,
+            network=network,
+            params=params,
+            optimizer=specs.optimizer_from_dict(snapshot.model.spec["optimizer"]),
+            state=state,
+        )
+        if version is None or version == snapshot.model.version:
+            self._remember(loaded)
+        return loaded
+
+    async def put_parameters(
+        self, name: str, params: Params, expected_version: int | None
+    ) -> ModelRecord:
+        """Store ``params`` as a new version; the optimizer state starts afresh."""
+        return await self._commit(
+            name, expected_version, "put", lambda _: (params, OptimizerState())
+        )
+
+    async def rollback(self, name: str, version: int, expected_version: int | None) -> ModelRecord:
+        """A new version whose parameters and optimizer state equal those of ``version``."""
+        old = await self.load(name, version)
+        return await self._commit(
+            name, expected_version, f"rollback to {version}", lambda _: (old.params, old.state)
+        )
+
+    async def train_step(
+        self,
+        name: str,
+        X: ArrayLike,
+        T: ArrayLike,
+        learning_rate: float | None,
+        expected_version: int | None,
+    ) -> StepOutcome:
+        """One update with the model's optimizer (``learning_rate`` overriding its rate)."""
+        losses: list[float] = []
+
+        def update(model: LoadedModel) -> tuple[Params, OptimizerState]:
+            optimizer = model.optimizer
+            if learning_rate is not None:
+                optimizer = replace(optimizer, learning_rate=learning_rate)
+            result = gradient(model.network, model.params, X, T)
+            losses.append(result.loss)
+            return step(optimizer, model.params, result.gradients, model.state)
+
+        record = await self._commit(name, expected_version, "train-step", update, data=X)
+        return StepOutcome(losses[-1], record)
+
+    async def compute(
+        self, network: Network, fn: Callable[..., T], *args: Any, data: ArrayLike | None = None
+    ) -> T:
+        """Run ``fn(*args)`` inline when it is small, in a worker thread when it is large."""
+        rows = len(data) if isinstance(data, list) else 1
+        cost = rows * network.parameter_count
+        if cost <= INLINE_COMPUTE_LIMIT:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
+    async def gradient(
+        self, network: Network, params: Params, X: ArrayLike, T: ArrayLike
+    ) -> GradientResult:
+        return await self.compute(network, gradient, network, params, X, T, data=X)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        name: str,
+        expected_version: int | None,
+        reason: str,
+        update: Callable[[LoadedModel], tuple[Params, OptimizerState]],
+        data: ArrayLike | None = None,
+    ) -> ModelRecord:
+        """Read, compute, compare-and-swap; retried when another process got in between.
+
+        The per-model lock serialises writers in this process, so retries happen only when
+        other processes write to the same model.
+        """
+        async with self._lock(name):
+            for _ in range(CAS_RETRIES):
+                model = await self.load(name)
+                if expected_version is not None and model.version != expected_version:
+                    raise VersionConflict(name, expected_version, model.version)
+                params, state = await self.compute(model.network, update, model, data=data)
+                arrays = specs.pack(params, state)
+                try:
+                    record = await run_in_threadpool(
+                        self.registry.commit, name, arrays, model.version, reason
+                    )
+                except VersionConflict:
+                    if expected_version is not None:
+                        raise
+                    continue
+                self._remember(
+                    replace(
+                        model, record=record, version=record.version, params=params, state=state
+                    )
+                )
+                return record
+        raise VersionConflict(name, model.version, self.registry.current_version(name))
+
+    def _remember(self, loaded: LoadedModel) -> None:
+        if self._cache_models == 0:
+            return
+        self._cache[loaded.record.name] = loaded
+        self._cache.move_to_end(loaded.record.name)
+        while len(self._cache) > self._cache_models:
+            self._cache.popitem(last=False)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[name] = lock
+        return lock
+
+    def close(self) -> None:
+        self._cache.clear()
+        self.registry.close()
