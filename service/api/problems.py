@@ -79,7 +79,10 @@ def problem(
     if errors:
         body["errors"] = list(errors)
     return Response(
-        json.dumps(body, allow_nan=False), status, headers=headers, media_type=PROBLEM_JSON
+        json.dumps(body, allow_nan=False, separators=(",", ":")),
+        status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -234,24 +237,22 @@ def install(app: FastAPI) -> None:
         )
 
 
+DESCRIPTIONS = {
+    400: "Malformed body or header",
+    404: "Unknown model or version",
+    409: "Name taken",
+    412: "If-Match does not match the current version",
+    413: "Request body too large",
+    422: "Invalid content (shapes, values, limits, non-finite numbers)",
+    503: "Registry unavailable",
+}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses."""
-    descriptions = {
-        400: "Malformed body or header",
-        404: "Unknown model or version",
-        409: "Name taken",
-        412: "If-Match does not match the current version",
-        413: "Request body too large",
-        422: "Invalid content (shapes, values, limits, non-finite numbers)",
-        503: "Registry unavailable",
-    }
+    """OpenAPI ``responses`` entries for the given error statuses (and always 422 and 503)."""
     return {
-        s: {
-            "model": Problem,
-            "description": descriptions.get(s, "Error"),
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for s in statuses
+        s: {"model": Problem, "description": DESCRIPTIONS.get(s, "Error")}
+        for s in sorted({*statuses, 422, 503})
     }
 
 

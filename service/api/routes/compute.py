@@ -28,6 +28,7 @@ router = APIRouter(prefix="/v1/models", tags=["compute"])
     description="The outputs of the model's current version for a batch of inputs (rows x "
     "inputs), and with `trace` every layer's net input and output. With `?notation=named` the "
     "trace also lists every node n3.. by name.",
+    response_model_exclude_none=True,
     responses=problem_responses(400, 404, 413, 422),
 )
 async def forward_model(
@@ -56,6 +57,7 @@ async def forward_model(
     description="The mean batch loss and dE/dW, dE/db of every layer at the model's current "
     "version; with `deltas` the dE/dnet of every layer, with `trace` the forward trace, and "
     "with `?notation=named` the seed's names (w1.., b1.., n3..).",
+    response_model_exclude_none=True,
     responses=problem_responses(400, 404, 413, 422),
 )
 async def gradient_model(
@@ -86,6 +88,7 @@ async def gradient_model(
     "storing them as version + 1. Answers once the new version is durable. `loss` is the loss "
     "before the step. Concurrent steps on one model are serialised; none is lost. A step whose "
     "result would not be finite commits nothing and answers 422.",
+    response_model_exclude_none=True,
     responses=problem_responses(400, 404, 412, 413, 422),
 )
 async def train_step_model(

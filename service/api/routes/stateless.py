@@ -28,6 +28,7 @@ router = APIRouter(prefix="/v1", tags=["stateless"])
     "/forward",
     summary="Forward pass (stateless)",
     description="Like the forward of a stored model, with `network` and `parameters` inline.",
+    response_model_exclude_none=True,
     responses=problem_responses(400, 413, 422),
 )
 async def forward_stateless(
@@ -48,6 +49,7 @@ async def forward_stateless(
     "/gradient",
     summary="Loss and gradient (stateless)",
     description="Like the gradient of a stored model, with `network` and `parameters` inline.",
+    response_model_exclude_none=True,
     responses=problem_responses(400, 413, 422),
 )
 async def gradient_stateless(
@@ -72,6 +74,7 @@ async def gradient_stateless(
     description="Returns the updated `parameters` and the `optimizer_state` to send with the "
     "next step (for momentum and Adam). Plain SGD with `learning_rate` unless `optimizer` "
     "says otherwise.",
+    response_model_exclude_none=True,
     responses=problem_responses(400, 413, 422),
 )
 async def train_step_stateless(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, RootModel, Tag, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    Tag,
+    model_serializer,
+    model_validator,
+)
 
 from service.api.schemas.common import LIMITS, Body, Finite, Out
 
@@ -23,6 +31,13 @@ class LayerSpec(Body):
         allow_inf_nan=False,
         description="Slope below zero of leaky_relu; ignored by other activations.",
     )
+
+    @model_serializer(mode="wrap")
+    def _slope_of_leaky_relu_only(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.activation != "leaky_relu" and isinstance(data, dict):
+            data.pop("negative_slope", None)
+        return data
 
 
 class NetworkSpec(Body):
