@@ -54,13 +54,13 @@ def server(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Clie
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            out, _ = process.communicate(timeout=15)
+            log, _ = process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            out, _ = process.communicate()
+            log, _ = process.communicate()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
-    assert process.returncode in (0, -signal.SIGTERM), out.decode()
-    assert b"Finished server process" in out, out.decode()
+    assert process.returncode in (0, -signal.SIGTERM), log.decode()
+    assert b"Finished server process" in log, log.decode()
 
 
 def seed_model() -> dict[str, Any]:
