@@ -1,0 +1,92 @@
+"""The model store: parameters cached by version, compare-and-swap writes retried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from service import specs
+from service.core import Layer, Network, initialize
+from service.registry import MemoryRegistry, Snapshot
+from service.store import ModelStore
+
+NETWORK = Network(2, (Layer(3, "tanh"), Layer(1, "sigmoid")), "half_squared_error")
+SPEC: dict[str, Any] = {
+    "network": specs.network_to_dict(NETWORK),
+    "optimizer": {"kind": "sgd", "learning_rate": 0.1},
+}
+
+
+class CountingRegistry(MemoryRegistry):
+    """Counts the reads of parameter arrays."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshots = 0
+
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        self.snapshots += 1
+        return super().snapshot(name, version)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_loads_read_parameters_once_per_version() -> None:
+    registry = CountingRegistry()
+    store = ModelStore(registry)
+    await store.create("m", SPEC, initialize(NETWORK, "xavier_uniform", 1))
+    for _ in range(10):
+        await store.load("m")
+    assert registry.snapshots == 1
+    await store.train_step("m", [[0.5, -0.5]], [[1.0]], None, None)
+    loaded = await store.load("m")
+    assert loaded.version == 2
+    assert registry.snapshots == 1, "a write of this process refreshes the cache itself"
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_a_change_made_elsewhere_is_seen_at_once() -> None:
+    registry = CountingRegistry()
+    store = ModelStore(registry)
+    other = ModelStore(registry)  # another replica on the same storage
+    await store.create("m", SPEC, initialize(NETWORK, "xavier_uniform", 1))
+    before = await store.load("m")
+    await other.train_step("m", [[0.5, -0.5]], [[1.0]], None, None)
+    after = await store.load("m")
+    assert after.version == 2
+    assert not np.array_equal(before.params[0].W, after.params[0].W)
+    store.close()
+
+
+class InterferingRegistry(MemoryRegistry):
+    """Makes another process's commit land between a read and the first commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interfere = False
+
+    def commit(self, name: str, arrays: Any, expected_version: int, reason: str) -> Any:
+        if self.interfere:
+            self.interfere = False
+            current = super().snapshot(name)
+            super().commit(name, current.arrays, current.version, "other process")
+        return super().commit(name, arrays, expected_version, reason)
+
+
+@pytest.mark.anyio
+async def test_train_step_retries_when_another_process_wrote_first() -> None:
+    registry = InterferingRegistry()
+    store = ModelStore(registry)
+    await store.create("m", SPEC, initialize(NETWORK, "xavier_uniform", 1))
+    registry.interfere = True
+    outcome = await store.train_step("m", [[0.5, -0.5]], [[1.0]], None, None)
+    assert outcome.record.version == 3
+    assert [v.reason for v in registry.versions("m")] == ["train-step", "other process", "create"]
+    store.close()
