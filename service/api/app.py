@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         generate_unique_id_function=operation_id,
+        separate_input_output_schemas=False,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -82,6 +83,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
         tags=app.openapi_tags,
+        separate_input_output_schemas=app.separate_input_output_schemas,
     )
     problem = {"$ref": "#/components/schemas/Problem"}
     for operations in spec["paths"].values():

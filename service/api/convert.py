@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from service import specs
-from service.api.schemas.compute import DeltasOut, LayerTraceOut, NodeTraceOut, TraceOut
+from service.api.schemas.compute import (
+    DeltasOut,
+    LayerTraceOut,
+    NodeTraceOut,
+    OptimizerStateIO,
+    TraceOut,
+)
 from service.api.schemas.networks import (
     LayeredParameters,
     LayerParameters,
@@ -18,11 +24,14 @@ from service.api.schemas.networks import (
     SGDSpec,
 )
 from service.core import (
+    SGD,
     CoreError,
     FloatArray,
     Network,
     Optimizer,
+    OptimizerState,
     Params,
+    ShapeMismatch,
     Trace,
     check_parameters,
     from_named,
@@ -50,6 +59,26 @@ def network(spec: NetworkSpec) -> Network:
 
 def optimizer(spec: OptimizerSpec | None) -> Optimizer:
     return specs.optimizer_from_dict((spec or SGDSpec()).model_dump())
+
+
+def optimizer_state(net: Network, opt: Optimizer, given: OptimizerStateIO | None) -> OptimizerState:
+    """The core's optimizer state from a stateless train-step's ``optimizer_state``."""
+    if given is None:
+        return OptimizerState()
+    allowed = {"velocity"} if isinstance(opt, SGD) else {"m", "v"}
+    for slot in given.slots:
+        if slot not in allowed:
+            kind = "sgd" if isinstance(opt, SGD) else "adam"
+            raise ShapeMismatch(
+                f"optimizer_state slot {slot!r} is not one of {kind}'s: "
+                f"{', '.join(sorted(allowed))}",
+                f"/optimizer_state/slots/{slot}",
+            )
+    slots = {
+        slot: parameters(net, values, f"/optimizer_state/slots/{slot}")
+        for slot, values in given.slots.items()
+    }
+    return OptimizerState(given.step, slots)
 
 
 def parameters(

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -29,8 +29,12 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class ProblemError(BaseModel):
+    """One invalid value: ``pointer`` (RFC 6901) into the body, or a ``parameter`` and where
+    it is (``in``: query, path or header)."""
+
     pointer: str | None = None
     parameter: str | None = None
+    in_: str | None = Field(None, alias="in")
     message: str
 
 
@@ -46,11 +50,14 @@ class Problem(BaseModel):
     errors: list[ProblemError] | None = None
 
 
-class BodyTooLarge(Exception):
-    """The request body exceeds the configured limit."""
+class BodyTooLarge(HTTPException):
+    """The request body exceeds the configured limit.
+
+    An ``HTTPException`` because FastAPI re-raises those from body reading unchanged, where any
+    other exception would become a 400."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body exceeds {limit} bytes")
+        super().__init__(413, f"the request body exceeds {limit} bytes")
         self.limit = limit
 
 
@@ -117,12 +124,28 @@ def _summary(errors: list[dict[str, str]]) -> str:
     return f"{where}: {first['message']}{more}"
 
 
+def _stale_if_match(request: Request) -> VersionConflict | None:
+    """The conflict a conditional write on a model would meet, judged from its headers alone."""
+    name = request.path_params.get("name")
+    header = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
+    if request.method == "GET" or not name or not header.isdigit():
+        return None
+    try:
+        current = request.app.state.store.registry.current_version(name)
+    except RegistryError:
+        return None
+    return VersionConflict(name, int(header), current) if current != int(header) else None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every exception into a problem response."""
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:
         invalid_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if invalid_json and (stale := _stale_if_match(request)) is not None:
+            # FastAPI parses JSON before dependencies run; If-Match still comes first.
+            return await conflict(request, stale)
         if invalid_json:
             reason = invalid_json[0].get("ctx", {}).get("error", "")
             position = invalid_json[0].get("loc", ("body", 0))[-1]

@@ -69,13 +69,14 @@ def step(
                 new_params, new_state = _sgd(optimizer, params, grads, state)
             case Adam():
                 new_params, new_state = _adam(optimizer, params, grads, state)
-    for i, p in enumerate(new_params):
-        if not (np.isfinite(p.W).all() and np.isfinite(p.b).all()):
-            raise NumericOverflow(
-                f"the update would make the parameters of layer {i} non-finite; lower the "
-                "learning rate",
-                f"/layers/{i}",
-            )
+    for what, values in [("parameters", new_params), *new_state.slots.items()]:
+        for i, p in enumerate(values):
+            if not (np.isfinite(p.W).all() and np.isfinite(p.b).all()):
+                raise NumericOverflow(
+                    f"the update would make the {what} of layer {i} non-finite; lower the "
+                    "learning rate or rescale the inputs",
+                    f"/layers/{i}",
+                )
     return new_params, new_state
 
 

@@ -104,12 +104,13 @@ def _forward(network: Network, params: Params, a: FloatArray) -> Trace:
     with np.errstate(all="ignore"):
         for i, (layer, p) in enumerate(zip(network.layers, params, strict=True)):
             net = a @ p.W + p.b
-            if not np.isfinite(net).all():
+            a = activations.activate(layer, net)
+            # out can overflow where net did not (leaky_relu with a large slope).
+            if not (np.isfinite(net).all() and np.isfinite(a).all()):
                 raise NumericOverflow(
-                    f"the net input of layer {i} overflows: its values would not be finite in "
-                    f"{network.dtype}",
+                    f"the net input or output of layer {i} overflows: its values would not be "
+                    f"finite in {network.dtype}",
                     f"/layers/{i}",
                 )
-            a = activations.activate(layer, net)
             trace.append(LayerTrace(net, a))
     return tuple(trace)

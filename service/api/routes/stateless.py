@@ -19,7 +19,7 @@ from service.api.schemas.compute import (
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
-from service.core import OptimizerState, forward, step
+from service.core import forward, step
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
@@ -89,15 +89,7 @@ async def train_step_stateless(
     optimizer = convert.optimizer(body.optimizer)
     if body.learning_rate is not None:
         optimizer = replace(optimizer, learning_rate=body.learning_rate)
-    state = OptimizerState()
-    if body.optimizer_state is not None:
-        state = OptimizerState(
-            body.optimizer_state.step,
-            {
-                slot: convert.parameters(net, values, f"/optimizer_state/slots/{slot}")
-                for slot, values in body.optimizer_state.slots.items()
-            },
-        )
+    state = convert.optimizer_state(net, optimizer, body.optimizer_state)
     result = await store.gradient(net, params, body.inputs, body.targets)
     new_params, new_state = step(optimizer, params, result.gradients, state)
     return StatelessTrainStepResponse.model_construct(

@@ -104,4 +104,4 @@ class VersionList(Out):
 class RollbackRequest(Body):
     """Make a new version whose parameters (and optimizer state) equal those of ``version``."""
 
-    version: int = Field(ge=1)
+    version: int = Field(strict=True, ge=1)

@@ -1,0 +1,58 @@
+"""Fixtures of the HTTP tests: apps on each registry backend, closed at teardown, and clients
+driving them in process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.api.app import create_app
+from service.settings import Settings
+from tests.api.support import client_for
+
+BACKENDS = ["memory", "sqlite"]
+
+
+class AppFactory(Protocol):
+    """Builds an app on the test's registry; every app built is closed at teardown."""
+
+    def __call__(self, keep_versions: int = 20) -> FastAPI: ...
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=BACKENDS)
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty registry of each backend."""
+    if request.param == "memory":
+        return "memory://"
+    return f"sqlite:///{tmp_path}/r.db"
+
+
+@pytest.fixture
+def make_app(registry_url: str) -> Iterator[AppFactory]:
+    apps: list[FastAPI] = []
+
+    def make(keep_versions: int = 20) -> FastAPI:
+        app = create_app(Settings(registry=registry_url, keep_versions=keep_versions))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.state.store.close()
+
+
+@pytest.fixture
+async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a new app on an empty registry (memory and SQLite)."""
+    async with client_for(make_app()) as c:
+        yield c

@@ -1,0 +1,278 @@
+"""Shared helpers of the HTTP tests: the seed's worked example, an independent NumPy reference
+of backpropagation, tolerant comparisons and problem-response checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from fastapi import FastAPI
+from numpy.typing import NDArray
+
+JSON = Any
+Array = NDArray[np.float64]
+Layers = list[tuple[Array, Array]]
+
+TOL = 1e-12
+PROBLEM_JSON = "application/problem+json"
+
+
+def seed_dir() -> Path:
+    """``$BACKPROP_SEED_DIR``, else ``shared/seed`` beside the repository folder."""
+    override = os.environ.get("BACKPROP_SEED_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[3] / "shared" / "seed"
+
+
+SEED: dict[str, JSON] = json.loads((seed_dir() / "worked-example.json").read_text())
+
+SEED_NETWORK: dict[str, JSON] = {**SEED["network"], "loss": "half_squared_error"}
+SEED_INPUTS: list[list[float]] = [SEED["input"]]
+SEED_TARGETS: list[list[float]] = [SEED["target"]]
+SEED_DATA: dict[str, JSON] = {"inputs": SEED_INPUTS, "targets": SEED_TARGETS}
+SEED_LR: float = SEED["learning_rate"]
+SEED_ACTIVATIONS: list[str] = [layer["activation"] for layer in SEED_NETWORK["layers"]]
+NODES = [f"n{k}" for k in range(3, 10)]  # n3..n9: the non-input nodes of the 2-3-3-1 network
+
+
+def layered(weights: Sequence[JSON], biases: Sequence[JSON]) -> dict[str, JSON]:
+    """The API's layered notation from the file's separate weight and bias lists."""
+    return {"layers": [{"weights": w, "biases": b} for w, b in zip(weights, biases, strict=True)]}
+
+
+SEED_PARAMETERS = layered(SEED["parameters"]["weights"], SEED["parameters"]["biases"])
+SEED_PARAMETERS_NAMED: dict[str, float] = SEED["parameters_named"]
+SEED_GRADIENTS = layered(SEED["gradients"]["weights"], SEED["gradients"]["biases"])
+AFTER_STEP = layered(SEED["after_one_sgd_step"]["weights"], SEED["after_one_sgd_step"]["biases"])
+AFTER_STEP_NAMED: dict[str, float] = SEED["after_one_sgd_step"]["named"]
+
+
+def seed_model(name: str = "seed", *, named: bool = False, **extra: JSON) -> dict[str, JSON]:
+    """The body that creates the seed network with the seed's parameters."""
+    parameters = SEED_PARAMETERS_NAMED if named else SEED_PARAMETERS
+    return {"name": name, "network": SEED_NETWORK, "parameters": parameters, **extra}
+
+
+def client_for(app: FastAPI) -> httpx.AsyncClient:
+    """An HTTP client on the app, in process; server errors come back as 500 responses."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def create_seed(
+    client: httpx.AsyncClient, name: str = "seed", *, named: bool = False, **extra: JSON
+) -> dict[str, JSON]:
+    response = await client.post("/v1/models", json=seed_model(name, named=named, **extra))
+    assert response.status_code == 201, response.text
+    body: dict[str, JSON] = response.json()
+    return body
+
+
+async def parameters_of(
+    client: httpx.AsyncClient, name: str, *, notation: str = "layered", version: int | None = None
+) -> JSON:
+    params: dict[str, str | int] = {"notation": notation}
+    if version is not None:
+        params["version"] = version
+    response = await client.get(f"/v1/models/{name}/parameters", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["parameters"]
+
+
+async def version_of(client: httpx.AsyncClient, name: str) -> int:
+    response = await client.get(f"/v1/models/{name}")
+    assert response.status_code == 200, response.text
+    version: int = response.json()["version"]
+    return version
+
+
+# -- comparisons ----------------------------------------------------------------------------
+
+
+def assert_close(actual: JSON, expected: JSON, tol: float = TOL, where: str = "") -> None:
+    """Same structure (dict keys, list lengths) and every number within ``tol`` (absolute,
+    relative above 1)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{where or '/'}: expected an object, got {actual!r}"
+        assert set(actual) == set(expected), f"{where or '/'}: keys {sorted(actual)}"
+        for key, value in expected.items():
+            assert_close(actual[key], value, tol, f"{where}/{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(actual, list), f"{where or '/'}: expected a list, got {actual!r}"
+        assert len(actual) == len(expected), f"{where or '/'}: length {len(actual)}"
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_close(a, e, tol, f"{where}/{i}")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert isinstance(actual, (int, float)) and not isinstance(actual, bool), (
+            f"{where or '/'}: expected a number, got {actual!r}"
+        )
+        assert math.isfinite(actual), f"{where or '/'}: {actual!r} is not finite"
+        assert abs(actual - expected) <= tol * max(1.0, abs(expected)), (
+            f"{where or '/'}: {actual!r} != {expected!r} (tolerance {tol})"
+        )
+    else:
+        assert actual == expected, f"{where or '/'}: {actual!r} != {expected!r}"
+
+
+def assert_problem(
+    response: httpx.Response,
+    status: int,
+    *,
+    type_suffix: str | None = None,
+    pointer: str | None = None,
+    pointer_prefix: str | None = None,
+    parameter: str | None = None,
+) -> dict[str, JSON]:
+    """An RFC 9457 problem with ``status``; with ``pointer`` (or ``pointer_prefix``) a
+    validation problem whose ``errors`` name that place in the body, with ``parameter`` one
+    whose ``errors`` name that query parameter."""
+    assert response.status_code == status, (
+        f"expected {status}, got {response.status_code}: {response.text[:2000]}"
+    )
+    content_type = response.headers.get("content-type", "")
+    assert content_type.split(";")[0].strip() == PROBLEM_JSON, content_type
+    body: dict[str, JSON] = response.json()
+    for key in ("type", "title", "status", "detail", "error"):
+        assert key in body, f"problem lacks {key!r}: {body}"
+    assert isinstance(body["type"], str) and body["type"], body
+    assert isinstance(body["title"], str) and body["title"], body
+    assert body["status"] == status, body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    assert body["error"] == body["detail"], body
+    if type_suffix is not None:
+        assert body["type"].endswith(type_suffix), body["type"]
+    if pointer is not None or pointer_prefix is not None:
+        errors = body.get("errors")
+        assert isinstance(errors, list) and errors, f"no errors list: {body}"
+        for error in errors:
+            assert isinstance(error.get("message"), str) and error["message"], error
+            assert isinstance(error.get("pointer"), str), error
+        pointers = [error["pointer"] for error in errors]
+        if pointer is not None:
+            assert pointer in pointers, f"expected pointer {pointer!r}, got {pointers}"
+        if pointer_prefix is not None:
+            assert any(p.startswith(pointer_prefix) for p in pointers), (
+                f"expected a pointer under {pointer_prefix!r}, got {pointers}"
+            )
+    if parameter is not None:
+        errors = body.get("errors")
+        assert isinstance(errors, list) and errors, f"no errors list: {body}"
+        assert parameter in [error.get("parameter") for error in errors], errors
+        assert all(isinstance(error.get("message"), str) for error in errors), errors
+    if status == 405:
+        assert response.headers.get("allow"), "a 405 names the allowed methods in Allow"
+    return body
+
+
+async def snapshot(client: httpx.AsyncClient) -> dict[str, JSON]:
+    """Everything a client can see of the registry: every model (as listed, with its version)
+    and its current parameters."""
+    models: list[JSON] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 500}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await client.get("/v1/models", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        models.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    state: dict[str, JSON] = {"total": len(models), "models": {}}
+    for model in models:
+        name = model["name"]
+        got = await client.get(f"/v1/models/{name}")
+        assert got.status_code == 200, got.text
+        state["models"][name] = {
+            "listed": model,
+            "model": got.json(),
+            "parameters": await parameters_of(client, name),
+        }
+    return state
+
+
+# -- an independent reference of backpropagation (checked against the worked example) -------
+
+
+def arrays(parameters: JSON) -> Layers:
+    """NumPy ``(W, b)`` pairs of layered JSON parameters."""
+    return [
+        (np.array(layer["weights"], dtype=np.float64), np.array(layer["biases"], dtype=np.float64))
+        for layer in parameters["layers"]
+    ]
+
+
+def as_json(layers: Layers) -> dict[str, JSON]:
+    return {"layers": [{"weights": W.tolist(), "biases": b.tolist()} for W, b in layers]}
+
+
+def _activate(kind: str, z: Array) -> Array:
+    if kind == "relu":
+        return np.maximum(z, 0.0)
+    if kind == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    if kind == "identity":
+        return z
+    raise AssertionError(f"the reference has no {kind}")
+
+
+def _derivative(kind: str, z: Array, a: Array) -> Array:
+    if kind == "relu":
+        return (z > 0).astype(np.float64)
+    if kind == "sigmoid":
+        return a * (1.0 - a)
+    if kind == "identity":
+        return np.ones_like(z)
+    raise AssertionError(f"the reference has no {kind}")
+
+
+def reference_gradient(
+    layers: Layers, activations: Sequence[str], inputs: JSON, targets: JSON
+) -> tuple[float, Layers]:
+    """Mean half-squared-error loss over the batch and its gradient, from the chain rule."""
+    x = np.array(inputs, dtype=np.float64)
+    t = np.array(targets, dtype=np.float64)
+    nets: list[Array] = []
+    outs: list[Array] = [x]
+    for (W, b), kind in zip(layers, activations, strict=True):
+        nets.append(outs[-1] @ W + b)
+        outs.append(_activate(kind, nets[-1]))
+    rows = x.shape[0]
+    loss = float(np.mean(0.5 * np.sum((t - outs[-1]) ** 2, axis=1)))
+    delta = (outs[-1] - t) / rows * _derivative(activations[-1], nets[-1], outs[-1])
+    grads: Layers = []
+    for l in range(len(layers) - 1, -1, -1):
+        grads.insert(0, (outs[l].T @ delta, delta.sum(axis=0)))
+        if l > 0:
+            back = delta @ layers[l][0].T
+            delta = back * _derivative(activations[l - 1], nets[l - 1], outs[l])
+    return loss, grads
+
+
+def reference_sgd(
+    layers: Layers,
+    activations: Sequence[str],
+    inputs: JSON,
+    targets: JSON,
+    learning_rate: float,
+    steps: int,
+) -> tuple[Layers, list[float]]:
+    """``steps`` plain SGD steps; the parameters after them and the loss before each."""
+    losses: list[float] = []
+    for _ in range(steps):
+        loss, grads = reference_gradient(layers, activations, inputs, targets)
+        losses.append(loss)
+        layers = [
+            (W - learning_rate * gW, b - learning_rate * gb)
+            for (W, b), (gW, gb) in zip(layers, grads, strict=True)
+        ]
+    return layers, losses
