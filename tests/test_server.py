@@ -4,63 +4,14 @@ keeping every acknowledged version across a restart on the same SQLite file."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.servers import ROOT, running
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port), *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client.get("/v1/models")
-                    break
-                except httpx.TransportError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        out = process.stdout.read().decode() if process.stdout else ""
-                        raise AssertionError(f"the server did not start:\n{out}") from None
-                    time.sleep(0.1)
-            yield client
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            log, _ = process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            log, _ = process.communicate()
-    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
-    assert process.returncode in (0, -signal.SIGTERM), log.decode()
-    assert b"Finished server process" in log, log.decode()
 
 
 def seed_model() -> dict[str, Any]:
@@ -74,7 +25,7 @@ def seed_model() -> dict[str, Any]:
 def test_worked_example_over_http_survives_a_restart(tmp_path: Path) -> None:
     registry = f"sqlite:///{tmp_path}/registry.db"
     data = {"inputs": [SEED["input"]], "targets": [SEED["target"]]}
-    with server("--registry", registry) as client:
+    with running("--registry", registry) as client:
         created = client.post("/v1/models", json=seed_model())
         assert created.status_code == 201, created.text
         forward = client.post(
@@ -93,7 +44,7 @@ def test_worked_example_over_http_survives_a_restart(tmp_path: Path) -> None:
         assert step.json()["version"] == 2
         assert step.headers["etag"] == '"2"'
         before = client.get("/v1/models/seed/parameters?notation=named").json()
-    with server("--registry", registry) as client:
+    with running("--registry", registry) as client:
         after = client.get("/v1/models/seed/parameters?notation=named").json()
         assert after == before
         assert after["version"] == 2

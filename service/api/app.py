@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from service import __version__
 from service.api import problems
 from service.api.middleware import BodyLimit
-from service.api.routes import compute, models, stateless
+from service.api.routes import compute, health, models, stateless
 from service.registry import open_registry
 from service.settings import Settings
 from service.store import ModelStore
@@ -34,6 +34,7 @@ TAGS = [
     {"name": "models", "description": "The model registry: networks, parameters and versions."},
     {"name": "compute", "description": "Forward, gradient and train-step on a stored model."},
     {"name": "stateless", "description": "The same computations on an inline network."},
+    {"name": "operations", "description": "Health checks."},
 ]
 
 
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    for module in (models, compute, stateless):
+    for module in (models, compute, stateless, health):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,0 +1,98 @@
+"""Real server processes for tests: ``python -m service serve`` on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running server process and its base URL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    raise AssertionError(f"the server did not start:\n{self.log()}")
+                time.sleep(0.1)
+
+    def stop(self) -> str:
+        """SIGTERM, then wait for a graceful exit; returns the server's log."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.log()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as in a crash."""
+        self.process.kill()
+        self.process.wait()
+
+    def log(self) -> str:
+        if self.process.stdout is None or self.process.poll() is None:
+            return ""
+        text = self.process.stdout.read().decode(errors="replace")
+        self.process.stdout.close()
+        return text
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> Server:
+    """Start ``python -m service serve`` with ``args`` on a free port; wait until it serves."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    server.wait_ready()
+    return server
+
+
+@contextmanager
+def running(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+    """A client of a server that is stopped gracefully (and must exit cleanly) afterwards."""
+    server = start(*args, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
+    finally:
+        log = server.stop()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
+    assert server.process.returncode in (0, -signal.SIGTERM), log
+    assert "Finished server process" in log, log
