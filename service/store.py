@@ -97,8 +97,9 @@ class ModelStore:
     async def load(self, name: str, version: int | None = None) -> LoadedModel:
         """The model at its current version (from the cache when it is current) or ``version``."""
         if version is None:
-            # A single indexed read; cheaper on the loop than a hop to a thread.
-            current = self.registry.current_version(name)
+            # The version check keeps the cache exact when other processes write; for a local
+            # registry it is one quick read, cheaper on the loop than a hop to a thread.
+            current = await self.current_version(name)
             cached = self._cache.get(name)
             if cached is not None and cached.version == current:
                 self._cache.move_to_end(name)
@@ -206,7 +207,13 @@ class ModelStore:
                     )
                 )
                 return record
-        raise VersionConflict(name, model.version, self.registry.current_version(name))
+        raise VersionConflict(name, model.version, await self.current_version(name))
+
+    async def current_version(self, name: str) -> int:
+        """The model's current version (ModelNotFound if none)."""
+        if self.registry.inline_reads:
+            return self.registry.current_version(name)
+        return await run_in_threadpool(self.registry.current_version, name)
 
     def _remember(self, loaded: LoadedModel) -> None:
         if self._cache_models == 0:

@@ -73,7 +73,7 @@ async def checked_if_match(name: NamePath, store: StoreDep, expected: IfMatchDep
     """``If-Match`` checked against the model before the body is even looked at (404 for an
     unknown model, 412 for a stale version); the write re-checks it atomically."""
     if expected is not None:
-        current = store.registry.current_version(name)
+        current = await store.current_version(name)
         if current != expected:
             raise VersionConflict(name, expected, current)
     return expected

@@ -124,14 +124,14 @@ def _summary(errors: list[dict[str, str]]) -> str:
     return f"{where}: {first['message']}{more}"
 
 
-def _stale_if_match(request: Request) -> VersionConflict | None:
+async def _stale_if_match(request: Request) -> VersionConflict | None:
     """The conflict a conditional write on a model would meet, judged from its headers alone."""
     name = request.path_params.get("name")
     header = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
     if request.method == "GET" or not name or not header.isdigit():
         return None
     try:
-        current = request.app.state.store.registry.current_version(name)
+        current = await request.app.state.store.current_version(name)
     except RegistryError:
         return None
     return VersionConflict(name, int(header), current) if current != int(header) else None
@@ -143,7 +143,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:
         invalid_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
-        if invalid_json and (stale := _stale_if_match(request)) is not None:
+        if invalid_json and (stale := await _stale_if_match(request)) is not None:
             # FastAPI parses JSON before dependencies run; If-Match still comes first.
             return await conflict(request, stale)
         if invalid_json:

@@ -51,6 +51,10 @@ class Registry(ABC):
     them. Inputs are copied, so callers may mutate them after a call returns.
     """
 
+    #: Whether ``current_version`` is quick enough to call on an event loop (a dict or a local
+    #: file read); a backend that goes over the network sets it False.
+    inline_reads: bool = True
+
     def __init__(self, keep_versions: int = 20) -> None:
         if type(keep_versions) is not int or keep_versions < 1:
             raise ValueError(f"keep_versions must be an int >= 1, got {keep_versions!r}")
