@@ -28,7 +28,8 @@ class Settings(Limits):
 
     registry: str = Field(
         "sqlite:///data/backprop.db",
-        description="Registry URL: memory://, sqlite:///relative.db, sqlite:////absolute.db.",
+        description="Registry URL: memory://, sqlite:///relative.db, sqlite:////absolute.db or "
+        "postgresql://user@host:5432/database.",
     )
     host: str = Field("127.0.0.1", description="Address `backprop-service serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `backprop-service serve` uses.")
@@ -41,8 +42,9 @@ class Settings(Limits):
     @field_validator("registry")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        if not url.startswith(("memory://", "sqlite:///", "postgresql://")):
+        if not url.lower().startswith(("memory://", "sqlite:///", "postgresql://", "postgres://")):
+            # The URL itself is not repeated: it may hold a password.
             raise ValueError(
-                f"registry URL {url!r} must start with memory://, sqlite:/// or postgresql://"
+                "the registry URL must start with memory://, sqlite:/// or postgresql://"
             )
         return url

@@ -16,6 +16,7 @@ from .errors import (
     VersionNotFound,
 )
 from .memory import MemoryRegistry
+from .postgres import PostgresRegistry
 from .sqlite import SqliteRegistry
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ModelExists",
     "ModelNotFound",
     "ModelRecord",
+    "PostgresRegistry",
     "Registry",
     "RegistryError",
     "RegistryUnavailable",
@@ -36,7 +38,10 @@ __all__ = [
     "open_registry",
 ]
 
-_EXPECTED = "expected memory://, sqlite:///relative/path.db or sqlite:////absolute/path.db"
+_EXPECTED = (
+    "expected memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db or"
+    " postgresql://user:password@host:port/dbname"
+)
 
 
 def open_registry(url: str, keep_versions: int = 20) -> Registry:
@@ -44,8 +49,9 @@ def open_registry(url: str, keep_versions: int = 20) -> Registry:
 
     ``memory://`` is an in-process registry. ``sqlite:///rel/path.db`` is a file relative to
     the current directory and ``sqlite:////abs/path.db`` an absolute one (SQLAlchemy's
-    convention). Raises InvalidRegistryURL for anything else and RegistryUnavailable if the
-    storage cannot be opened.
+    convention). ``postgresql://`` (or ``postgres://``) is a libpq connection URL; a schema
+    is chosen with ``?options=-csearch_path%3Dname``. Raises InvalidRegistryURL for anything
+    else and RegistryUnavailable if the storage cannot be opened.
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
@@ -57,9 +63,12 @@ def open_registry(url: str, keep_versions: int = 20) -> Registry:
         return MemoryRegistry(keep_versions)
     if scheme == "sqlite":
         return SqliteRegistry(_sqlite_path(url, rest), keep_versions)
-    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        # The PostgreSQL backend is a separate issue; construct it here once it exists.
-        raise InvalidRegistryURL(url, "postgresql backend not available yet")
+    if scheme in ("postgres", "postgresql"):
+        # libpq wants the scheme in lower case.
+        return PostgresRegistry(f"postgresql://{rest}", keep_versions)
+    if scheme.startswith(("postgresql+", "postgres+")):
+        # SQLAlchemy's "+driver" suffix: refused rather than guessed at, to keep one spelling.
+        raise InvalidRegistryURL(url, "drop the '+driver' part: use postgresql://")
     raise InvalidRegistryURL(url, f"unknown scheme {scheme!r}; {_EXPECTED}")
 
 

@@ -117,7 +117,7 @@ def test_open_registry_sqlite_absolute_path(tmp_path: Path) -> None:
         "sqlite://host/models.db",
         "sqlite:///:memory:",
         "sqlite:///models.db?mode=ro",
-        "postgresql://user@host/db",
+        "postgresql+psycopg://user@host/db",
     ],
 )
 def test_invalid_urls_are_rejected(url: str) -> None:
@@ -127,7 +127,7 @@ def test_invalid_urls_are_rejected(url: str) -> None:
 
 def test_invalid_url_message_hides_password() -> None:
     with pytest.raises(InvalidRegistryURL) as info:
-        open_registry("postgresql://alice:s3cret@db.example/models")
+        open_registry("postgresql+psycopg://alice:s3cret@db.example/models")
     assert "s3cret" not in str(info.value)
-    assert info.value.url == "postgresql://alice:***@db.example/models"
-    assert "postgresql backend not available yet" in str(info.value)
+    assert info.value.url == "postgresql+psycopg://alice:***@db.example/models"
+    assert "drop the '+driver' part" in str(info.value)

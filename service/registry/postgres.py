@@ -1,0 +1,406 @@
+"""PostgreSQL registry backend: a psycopg 3 connection pool, safe for many replicas at once.
+
+A commit locks the model's row (``SELECT ... FOR UPDATE``) before comparing versions, so
+compare-and-swaps from any number of processes serialise on that row. Parameters are stored
+as ``bytea`` in the codec's format and specs as JSON text (jsonb would reorder keys and could
+change how numbers print), so both come back exactly as stored.
+
+Any failure to reach the server becomes RegistryUnavailable; the pool discards broken
+connections and reconnects in the background, so operations succeed again once the server
+is back, without restarting the process. As with any database, a connection lost while
+COMMIT was in flight leaves the outcome unknown: such a commit raises RegistryUnavailable
+but may have happened, and a retry of the same compare-and-swap then gets VersionConflict.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .errors import (
+    InvalidRegistryURL,
+    ModelExists,
+    ModelNotFound,
+    RegistryError,
+    RegistryUnavailable,
+    VersionConflict,
+    VersionNotFound,
+)
+from .migrations_pg import SchemaTooNew, migrate
+
+Connection = psycopg.Connection[TupleRow]
+
+_MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
+_DEFAULT_APPLICATION_NAME = "backprop-service"
+# How long the pool retries, with backoff, to replace one lost connection before giving up
+# on it. Short on purpose: after giving up, the next waiting caller starts a fresh attempt at
+# once, whereas a long backoff would delay recovery after a long outage by up to half of this.
+_RECONNECT_TIMEOUT = 10.0
+# Versions are INTEGER columns; a number outside this range cannot be stored, so it is sent
+# as a version that never exists (0) rather than overflowing the query parameter.
+_INT4 = range(-(2**31), 2**31)
+
+
+def _utc(moment: datetime) -> datetime:
+    # psycopg returns the session's time zone; the other backends return UTC.
+    return moment.astimezone(UTC)
+
+
+def _record(row: tuple[Any, ...]) -> ModelRecord:
+    name, spec, version, created_at, updated_at = row[:5]
+    return ModelRecord(
+        name=name,
+        spec=decode_spec(spec),
+        version=version,
+        created_at=_utc(created_at),
+        updated_at=_utc(updated_at),
+    )
+
+
+def _secrets(url: str) -> builtins.list[str]:
+    """The passwords a connection URL carries, in its userinfo or as a query parameter."""
+    found: builtins.list[str] = []
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            found.append(parts.password)
+        found.extend(parse_qs(parts.query).get("password", []))
+    except ValueError:
+        pass
+    return [secret for secret in found if secret]
+
+
+def _describe(params: dict[str, Any], schema: str | None) -> str:
+    """A printable name of the target built from parsed parameters: never has the password."""
+    user = f"{params['user']}@" if params.get("user") else ""
+    host = params.get("host") or params.get("hostaddr") or ""  # empty: libpq's default
+    port = f":{params['port']}" if params.get("port") else ""
+    where = f"postgresql://{user}{host}{port}/{params.get('dbname', '')}"
+    return f"{where} (schema {schema})" if schema else where
+
+
+class PostgresRegistry(Registry):
+    """Registry stored in a PostgreSQL database, reached through a connection pool."""
+
+    inline_reads = False  # every read is a network round trip: keep it off the loop
+
+    def __init__(
+        self,
+        url: str,
+        keep_versions: int = 20,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        """Connect to the database a libpq URL names, migrate its schema and open the pool.
+
+        `schema`, if given, is created when missing and used instead of the URL's search_path
+        (which may also select one: ``?options=-csearch_path%3Dname``). The pool holds
+        `min_size` to `max_size` connections; an operation waits at most `timeout` seconds
+        for one. Construction retries for at most `connect_timeout` seconds, then raises
+        RegistryUnavailable. Raises InvalidRegistryURL if the URL cannot be parsed.
+        Messages never contain the URL's password.
+        """
+        super().__init__(keep_versions)
+        if schema is not None and not schema:
+            raise ValueError("schema must be a non-empty name or None")
+        if not (timeout > 0 and connect_timeout > 0):
+            raise ValueError("timeout and connect_timeout must be > 0")
+        self._secrets = _secrets(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise InvalidRegistryURL(self._scrub(url), self._scrub(str(exc))) from None
+        if params.get("password"):
+            self._secrets.append(str(params["password"]))
+        self._label = _describe(params, schema)
+        self._schema = schema
+        self._timeout = timeout
+        self._closed = False
+        self._kwargs: dict[str, Any] = {}
+        # URL settings win: these are only defaults.
+        if "application_name" not in params:
+            self._kwargs["application_name"] = _DEFAULT_APPLICATION_NAME
+        if "connect_timeout" not in params:
+            # libpq counts whole seconds and treats 1 as 2.
+            self._kwargs["connect_timeout"] = max(2, math.ceil(connect_timeout))
+        self._migrations_applied = self._migrate(url, time.monotonic() + connect_timeout)
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            kwargs=self._kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=self._configure if schema is not None else None,
+            # Costs a round trip per checkout, but a connection killed while idle (server
+            # restart, failover, idle timeout) is replaced instead of failing a request.
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            reconnect_timeout=_RECONNECT_TIMEOUT,
+            name="backprop-registry",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:  # wait() has closed the pool
+            self._closed = True
+            self._unavailable(f"pool not ready within {connect_timeout:g} s", exc)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def migrations_applied(self) -> tuple[int, ...]:
+        """The schema versions this instance applied when it started (empty if none)."""
+        return self._migrations_applied
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _unavailable(self, detail: str, exc: BaseException | None = None) -> NoReturn:
+        """Raise RegistryUnavailable naming the database, with any password removed."""
+        raw = " ".join(detail.split())  # libpq's messages span lines
+        message = f"postgresql registry {self._label}: {self._scrub(raw)}"
+        cause = exc
+        if exc is not None and any(secret in str(exc) for secret in self._secrets):
+            cause = None  # a traceback would print the original message
+        raise RegistryUnavailable(message) from cause
+
+    def _configure(self, conn: Connection) -> None:
+        assert self._schema is not None
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
+        conn.commit()
+
+    def _migrate(self, url: str, deadline: float) -> tuple[int, ...]:
+        conn = self._connect_until(url, deadline)
+        try:
+            if self._schema is not None:
+                self._configure(conn)
+            return migrate(conn, self._schema)
+        except SchemaTooNew as exc:
+            self._unavailable(str(exc), exc)
+        except psycopg.Error as exc:
+            self._unavailable(f"migrating the schema failed: {exc}", exc)
+        finally:
+            conn.close()
+
+    def _connect_until(self, url: str, deadline: float) -> Connection:
+        # Retried: replicas often start together with the database, which refuses
+        # connections until it has started.
+        delay = 0.1
+        while True:
+            try:
+                return psycopg.connect(url, **self._kwargs)
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + delay >= deadline:
+                    self._unavailable(f"cannot connect: {exc}", exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """Lend a pooled connection in a transaction, committed if the block succeeds.
+
+        Maps the driver's errors: DataError (a value PostgreSQL refuses, such as a NUL in a
+        name) to ValueError, any other to RegistryUnavailable.
+        """
+        if self._closed:
+            self._unavailable("registry is closed")
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolClosed as exc:
+            self._unavailable("registry is closed", exc)
+        except PoolTimeout as exc:
+            self._unavailable(f"no database connection within {self._timeout:g} s", exc)
+        except psycopg.DataError as exc:
+            raise ValueError(f"value rejected by PostgreSQL: {self._scrub(str(exc))}") from None
+        except psycopg.Error as exc:
+            self._unavailable(f"{type(exc).__name__}: {exc}", exc)
+
+    @staticmethod
+    def _lock_version(conn: Connection, name: str) -> int:
+        # The row lock serialises every writer of this model, in any process, until commit.
+        row = conn.execute(
+            "SELECT version FROM models WHERE name = %s FOR UPDATE", (name,)
+        ).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        version: int = row[0]
+        return version
+
+    def create(
+        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+    ) -> ModelRecord:
+        """Store a new model at version 1; ModelExists if the name is taken."""
+        spec_text, blob = encode_spec(spec), encode_arrays(arrays)
+        with self._connection() as conn:
+            # ON CONFLICT is the unique violation without an aborted transaction: a concurrent
+            # creator of the same name is waited for, then this insert does nothing.
+            row = conn.execute(
+                f"INSERT INTO models ({_MODEL_COLUMNS}) VALUES (%s, %s, 1, now(), now())"
+                f" ON CONFLICT (name) DO NOTHING RETURNING {_MODEL_COLUMNS}",
+                (name, spec_text),
+            ).fetchone()
+            if row is None:
+                raise ModelExists(name)
+            conn.execute(
+                "INSERT INTO versions (model, version, created_at, reason, arrays)"
+                " VALUES (%s, 1, %s, %s, %b)",
+                (name, row[3], reason, blob),
+            )
+        return _record(row)
+
+    def get(self, name: str) -> ModelRecord:
+        """Return the model's current record; ModelNotFound."""
+        with self._connection() as conn:
+            row = conn.execute(
+                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = %s", (name,)
+            ).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        return _record(row)
+
+    def list(self, limit: int, after: str | None = None) -> builtins.list[ModelRecord]:
+        """Return at most `limit` models with names > `after` (all if None), ordered by name."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with self._connection() as conn:
+            if after is None:
+                rows = conn.execute(
+                    f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name LIMIT %s", (limit,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_MODEL_COLUMNS} FROM models WHERE name > %s ORDER BY name LIMIT %s",
+                    (after, limit),
+                ).fetchall()
+        return [_record(row) for row in rows]
+
+    def count(self) -> int:
+        """Return the number of models."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT count(*) FROM models").fetchone()
+        assert row is not None
+        count: int = row[0]
+        return count
+
+    def delete(self, name: str, expected_version: int | None = None) -> None:
+        """Delete the model and all its versions; ModelNotFound, VersionConflict."""
+        with self._connection() as conn:
+            current = self._lock_version(conn, name)
+            if expected_version is not None and expected_version != current:
+                raise VersionConflict(name, expected_version, current)
+            conn.execute("DELETE FROM models WHERE name = %s", (name,))  # cascades to versions
+
+    def current_version(self, name: str) -> int:
+        """Return the model's current version; ModelNotFound."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT version FROM models WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        version: int = row[0]
+        return version
+
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
+        wanted_param = version if version is None or version in _INT4 else 0
+        with self._connection() as conn:
+            # One statement reads one snapshot, so the record and the arrays agree. The kept
+            # range is only computed on a miss. Binary results spare bytea's hex text form.
+            row = conn.execute(
+                "SELECT m.name, m.spec, m.version, m.created_at, m.updated_at, v.arrays,"
+                " CASE WHEN v.arrays IS NULL THEN"
+                "  (SELECT ARRAY[min(k.version), max(k.version)] FROM versions k"
+                "   WHERE k.model = m.name) END"
+                " FROM models m LEFT JOIN versions v"
+                "  ON v.model = m.name AND v.version = COALESCE(%s::integer, m.version)"
+                " WHERE m.name = %s",
+                (wanted_param, name),
+                binary=True,
+            ).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        wanted: int = row[2] if version is None else version
+        if row[5] is None:
+            oldest, newest = row[6]
+            raise VersionNotFound(name, wanted, (oldest, newest))
+        try:
+            arrays = decode_arrays(row[5])
+        except ValueError as exc:
+            raise RegistryError(f"stored arrays of model {name!r} v{wanted}: {exc}") from exc
+        return Snapshot(model=_record(row), version=wanted, arrays=arrays)
+
+    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+        """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
+        blob = encode_arrays(arrays)
+        new = expected_version + 1
+        with self._connection() as conn:
+            current = self._lock_version(conn, name)
+            if current != expected_version:
+                raise VersionConflict(name, expected_version, current)
+            # One round trip for the writes. clock_timestamp(), read after the row lock, keeps
+            # updated_at increasing in commit order (now() is when the transaction began).
+            # The DELETE cannot see the INSERT's row (one snapshot), and need not: it is newer.
+            row = conn.execute(
+                f"""WITH updated AS (
+                    UPDATE models SET version = %(new)s, updated_at = clock_timestamp()
+                    WHERE name = %(name)s RETURNING {_MODEL_COLUMNS}
+                ), inserted AS (
+                    INSERT INTO versions (model, version, created_at, reason, arrays)
+                    SELECT name, version, updated_at, %(reason)s, %(arrays)b FROM updated
+                ), pruned AS (
+                    DELETE FROM versions WHERE model = %(name)s AND version <= %(oldest)s
+                )
+                SELECT {_MODEL_COLUMNS} FROM updated""",
+                {
+                    "new": new,
+                    "name": name,
+                    "reason": reason,
+                    "arrays": blob,
+                    "oldest": new - self.keep_versions,
+                },
+            ).fetchone()
+        assert row is not None  # the row is locked, so the UPDATE found it
+        return _record(row)
+
+    def versions(self, name: str) -> builtins.list[VersionInfo]:
+        """Return the kept versions, newest first; ModelNotFound."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT v.version, v.created_at, v.reason FROM models m"
+                " LEFT JOIN versions v ON v.model = m.name"
+                " WHERE m.name = %s ORDER BY v.version DESC",
+                (name,),
+            ).fetchall()
+        if not rows:
+            raise ModelNotFound(name)
+        return [VersionInfo(v, _utc(at), reason) for v, at, reason in rows if v is not None]
+
+    def ping(self) -> None:
+        """Raise RegistryUnavailable unless the database answers and has the registry tables."""
+        with self._connection() as conn:
+            conn.execute("SELECT 1 FROM models LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close the pool: idle connections now, busy ones when returned; idempotent."""
+        self._closed = True
+        self._pool.close()
