@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from service.core import SGD, Layer, Network, check_parameters, gradient, step
+from tests.postgres import PostgresSchemas
 from tests.servers import ROOT, running
 
 SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
@@ -40,9 +41,17 @@ def flat(parameters: dict[str, Any]) -> list[list[float]]:
     ]
 
 
-@pytest.mark.parametrize("kind", ["sqlite"])
-def test_three_replicas_lose_no_train_step(kind: str, tmp_path: Path) -> None:
-    registry = f"sqlite:///{tmp_path}/shared.db"
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_registry(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A registry URL that several server processes can share."""
+    if request.param == "postgres":
+        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
+        return schemas.create()
+    return f"sqlite:///{tmp_path}/shared.db"
+
+
+def test_three_replicas_lose_no_train_step(shared_registry: str) -> None:
+    registry = shared_registry
     steps = 300
     with ExitStack() as stack:
         clients = [stack.enter_context(running("--registry", registry)) for _ in range(3)]
@@ -77,9 +86,8 @@ def test_three_replicas_lose_no_train_step(kind: str, tmp_path: Path) -> None:
             )
 
 
-def test_several_workers_share_a_sqlite_registry(tmp_path: Path) -> None:
-    registry = f"sqlite:///{tmp_path}/workers.db"
-    with running("--registry", registry, "--workers", "2") as client:
+def test_several_workers_share_one_registry(shared_registry: str) -> None:
+    with running("--registry", shared_registry, "--workers", "2") as client:
         model = {
             "name": "seed",
             "network": {**SEED["network"], "loss": "half_squared_error"},

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from service.api.app import create_app
 from service.settings import Settings
 from tests.api.support import client_for
+from tests.postgres import PostgresSchemas
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 class AppFactory(Protocol):
@@ -34,6 +35,9 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty registry of each backend."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "postgres":
+        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
+        return schemas.create()
     return f"sqlite:///{tmp_path}/r.db"
 
 
@@ -53,6 +57,6 @@ def make_app(registry_url: str) -> Iterator[AppFactory]:
 
 @pytest.fixture
 async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a new app on an empty registry (memory and SQLite)."""
+    """A client of a new app on an empty registry (each backend)."""
     async with client_for(make_app()) as c:
         yield c

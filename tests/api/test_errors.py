@@ -33,6 +33,7 @@ from tests.api.support import (
     seed_model,
     snapshot,
 )
+from tests.postgres import PostgresSchemas
 
 pytestmark = pytest.mark.anyio
 
@@ -96,13 +97,20 @@ async def pool(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Pool]:
     folder = tmp_path_factory.mktemp("registries")
+    schemas = None
+    if request.param == "postgres":
+        schemas = PostgresSchemas(request.getfixturevalue("postgres_url"))
 
     def url(n: int) -> str:
+        if schemas is not None:
+            return schemas.create()
         return "memory://" if request.param == "memory" else f"sqlite:///{folder}/r{n}.db"
 
     shared = Pool(url)
     yield shared
     await shared.close()
+    if schemas is not None:
+        schemas.drop_all()
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ from service.registry import (
     open_registry,
 )
 from service.registry.migrations_pg import MIGRATIONS
+from tests.postgres import PostgresSchemas, schema_url, with_query
 
-from .conftest import PostgresSchemas, schema_url, with_query
 from .test_contract import SPEC, assert_bit_exact, bundle
 
 SECRET = "s3cret-pw"
