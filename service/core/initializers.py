@@ -18,6 +18,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from service.core.errors import CoreError
 from service.core.network import Network
 from service.core.parameters import LayerParams, Params
 
@@ -27,6 +28,13 @@ SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
 
 def initialize(network: Network, scheme: Scheme, seed: int) -> Params:
     """Parameters for ``network`` drawn by ``scheme`` from a PCG64 generator seeded ``seed``."""
+    if scheme not in SCHEMES:
+        raise CoreError(
+            f"unknown initialisation scheme {scheme!r}; expected one of {', '.join(SCHEMES)}",
+            "/scheme",
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise CoreError(f"the seed must be an integer in [0, 2**64), got {seed!r}", "/seed")
     rng = np.random.Generator(np.random.PCG64(seed))
     dtype = network.np_dtype
     layers: list[LayerParams] = []
@@ -45,8 +53,6 @@ def initialize(network: Network, scheme: Scheme, seed: int) -> Params:
                 W = _uniform(rng, math.sqrt(6 / n_in), shape)
             case "he_normal":
                 W = rng.normal(0.0, math.sqrt(2 / n_in), shape)
-            case _:
-                raise ValueError(f"unknown initialisation scheme {scheme!r}")
         layers.append(LayerParams(W.astype(dtype), np.zeros(n_out, dtype=dtype)))
     return tuple(layers)
 

@@ -73,9 +73,13 @@ def check_rows(X: ArrayLike, width: int, dtype: np.dtype[np.floating], name: str
     """
     where = f"/{name}"
     if isinstance(X, (list, tuple)):
+        # Row by row, so that a ragged batch is reported at its first short or long row.
         for r, row in enumerate(X):
-            if not isinstance(row, (list, tuple)) or len(row) != width:
-                n = len(row) if isinstance(row, (list, tuple)) else "a scalar"
+            is_row = isinstance(row, (list, tuple)) or (
+                isinstance(row, np.ndarray) and row.ndim == 1
+            )
+            if not is_row or len(row) != width:
+                n = len(row) if is_row else "a scalar"
                 raise ShapeMismatch(
                     f"{name} rows must have {width} values each (the network's "
                     f"{'inputs' if name == 'inputs' else 'outputs'}); {name}[{r}] has {n}",
