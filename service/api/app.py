@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from service import __version__
 from service.api import problems
 from service.api.middleware import BodyLimit
-from service.api.routes import compute, health, models, stateless
+from service.api.routes import compute, health, learn, models, stateless
 from service.registry import open_registry
 from service.settings import Settings
 from service.store import ModelStore
@@ -34,6 +34,11 @@ TAGS = [
     {"name": "models", "description": "The model registry: networks, parameters and versions."},
     {"name": "compute", "description": "Forward, gradient and train-step on a stored model."},
     {"name": "stateless", "description": "The same computations on an inline network."},
+    {
+        "name": "learn",
+        "description": "For learners: every derivative explained by the chain rule, the network "
+        "and its loss drawn as SVG, and the worked example as a Markdown walkthrough.",
+    },
     {"name": "operations", "description": "Health checks."},
 ]
 
@@ -68,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    for module in (models, compute, stateless, health):
+    for module in (models, compute, learn, stateless, health):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

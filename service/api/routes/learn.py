@@ -1,0 +1,413 @@
+"""For learners: a derivative explained, the network and its loss drawn, and the worked example
+as a walkthrough, on a stored model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.models import Example
+
+from service.api import examples
+from service.api.deps import NamePath, StoreDep, etag
+from service.api.problems import problem_responses
+from service.api.schemas.learn import (
+    DeltaFormOut,
+    DeltaTermOut,
+    ExplainRequest,
+    ExplainResponse,
+    FactorOut,
+    PathOut,
+)
+from service.core import CoreError, Explanation, Factor, explain, forward
+from service.learn.chainrule import explanation_markdown
+from service.learn.diagram import Sample, network_svg
+from service.learn.history import history_svg, loss_by_version
+from service.learn.limits import check_drawable, check_walkable
+from service.learn.walkthrough import walkthrough
+
+router = APIRouter(prefix="/v1/models", tags=["learn"])
+
+MARKDOWN = "text/markdown"
+SVG = "image/svg+xml"
+
+
+class MarkdownResponse(Response):
+    media_type = MARKDOWN
+
+
+class SVGResponse(Response):
+    media_type = SVG
+
+
+def _text(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": what, "content": {media_type: {"schema": {"type": "string"}}}}}
+
+
+def _example(summary: str, value: str) -> dict[str, Example]:
+    return {"worked-example": Example(summary=summary, value=value)}
+
+
+_SEED_INPUTS = ",".join(repr(v) for v in examples.SEED_INPUTS[0])
+_SEED_TARGETS = ",".join(repr(v) for v in examples.SEED_TARGETS[0])
+_NUMBERS = "numbers separated by commas"
+
+InputsQuery = Annotated[
+    str | None,
+    Query(
+        max_length=65536,
+        description=f"One sample's inputs, {_NUMBERS}: `0.23,0.55`.",
+        openapi_examples=_example("The seed's input", _SEED_INPUTS),
+    ),
+]
+TargetsQuery = Annotated[
+    str | None,
+    Query(
+        max_length=65536,
+        description=f"Its targets, {_NUMBERS}: `0.01`.",
+        openapi_examples=_example("The seed's target", _SEED_TARGETS),
+    ),
+]
+SampleInputs = Annotated[
+    str,
+    Query(
+        max_length=65536,
+        description=f"One sample's inputs, {_NUMBERS}: `0.23,0.55`.",
+        openapi_examples=_example("The seed's input", _SEED_INPUTS),
+    ),
+]
+SampleTargets = Annotated[
+    str,
+    Query(
+        max_length=65536,
+        description=f"Its targets, {_NUMBERS}: `0.01`.",
+        openapi_examples=_example("The seed's target", _SEED_TARGETS),
+    ),
+]
+BatchInputs = Annotated[
+    str,
+    Query(
+        max_length=65536,
+        description=f"Inputs, {_NUMBERS}, rows separated by semicolons: `0.23,0.55;0.1,0.9`.",
+        openapi_examples=_example("The seed's input", _SEED_INPUTS),
+    ),
+]
+BatchTargets = Annotated[
+    str,
+    Query(
+        max_length=65536,
+        description=f"Targets, one row per input row, {_NUMBERS}, rows separated by "
+        "semicolons: `0.01;0.99`.",
+        openapi_examples=_example("The seed's target", _SEED_TARGETS),
+    ),
+]
+VersionQuery = Annotated[
+    int | None, Query(ge=1, description="A kept older version; the current one by default.")
+]
+FormatQuery = Annotated[
+    Literal["json", "markdown"] | None,
+    Query(
+        description="`markdown` for a Markdown document with LaTeX (as `Accept: text/markdown`)."
+    ),
+]
+
+
+_SEED = {"inputs": examples.SEED_INPUTS, "targets": examples.SEED_TARGETS}
+EXPLAIN_EXAMPLES = {
+    "worked-example": Example(
+        summary="dE/dw7 of the seed: one path, n6 -> n9",
+        value={**_SEED, "parameter": "w7"},
+    ),
+    "three-paths": Example(
+        summary="dE/dw1 of the seed: three paths, through n6, n7 and n8",
+        value={**_SEED, "parameter": "w1"},
+    ),
+    "delta-form": Example(
+        summary="dE/dw1 of the seed in the delta form",
+        value={**_SEED, "parameter": "w1", "form": "delta"},
+    ),
+}
+
+
+@router.post(
+    "/{name}/explain",
+    summary="Explain one derivative by the chain rule",
+    description="dE/dparameter for one sample, as the seed blog derives dE/dw16, dE/db7, "
+    "dE/dw7 and dE/dw1: for every path from the node the parameter feeds to an output node, "
+    "the local derivatives along it (`dE/dout_n9 * dout_n9/dnet_n9 * dnet_n9/dout_n6 * "
+    "dout_n6/dnet_n6 * dnet_n6/dw7`), each with its symbol, formula (also in LaTeX) and value, "
+    "and their product; the products sum to `gradient`. Above 256 paths the answer takes the "
+    "delta form (dE/dw = delta_j * out_i with delta_j = f'(net_j) * sum_k w_jk * delta_k) and "
+    "says so in `note`. Output layers whose loss and activation are differentiated together "
+    "(softmax; sigmoid with binary_cross_entropy) get one fused factor dE/dnet_k, as `note` "
+    "explains. With `Accept: text/markdown` or `?format=markdown` the answer is a Markdown "
+    "document with LaTeX. 422 for more than one row, or an unknown parameter (pointer "
+    "`/parameter`).",
+    response_model=ExplainResponse,
+    response_model_exclude_none=True,
+    responses={
+        **problem_responses(400, 404, 413, 422),
+        **_text(MARKDOWN, "The explanation (as JSON, or as Markdown on request)"),
+    },
+)
+async def explain_model(
+    name: NamePath,
+    body: Annotated[ExplainRequest, Body(openapi_examples=EXPLAIN_EXAMPLES)],
+    store: StoreDep,
+    response: Response,
+    version: VersionQuery = None,
+    format: FormatQuery = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> ExplainResponse | Response:
+    model = await store.load(name, version)
+    result = await store.compute(
+        model.network,
+        partial(explain, form=body.form),
+        model.network,
+        model.params,
+        body.inputs,
+        body.targets,
+        body.parameter,
+    )
+    if format == "markdown" or (format is None and _prefers_markdown(accept or "")):
+        text = explanation_markdown(result, name, model.version)
+        return MarkdownResponse(text, headers=etag(model.version))
+    response.headers.update(etag(model.version))
+    return _explanation_out(name, model.version, result)
+
+
+@router.get(
+    "/{name}/diagram.svg",
+    summary="The network drawn as SVG",
+    description="Nodes n1..nK by layer, left to right, and an edge per weight labelled w1..wN, "
+    "coloured by the sign of the weight and as wide as its size; biases under their nodes. "
+    "With `inputs` every node shows its net and out; with `targets` too the title shows the "
+    "loss, and with `gradients=true` every edge its dE/dw and every node its delta. Each node "
+    'is a `<g class="node" id="n3">`, each edge a `<g class="edge" id="w7">` with the exact '
+    "values in its `<title>`. Networks with more than 32 units in a layer or 1024 weights are "
+    "too large to draw (422).",
+    response_class=SVGResponse,
+    responses={**problem_responses(404, 422), **_text(SVG, "The drawing")},
+)
+async def diagram_svg(
+    name: NamePath,
+    store: StoreDep,
+    inputs: InputsQuery = None,
+    targets: TargetsQuery = None,
+    gradients: Annotated[
+        bool, Query(description="Show dE/dw on every edge and delta on every node.")
+    ] = False,
+    version: VersionQuery = None,
+) -> SVGResponse:
+    model = await store.load(name, version)
+    check_drawable(model.network)
+    sample: Sample | None = None
+    if inputs is None and (targets is not None or gradients):
+        raise _query_error("inputs", "targets and gradients need inputs")
+    if gradients and targets is None:
+        raise _query_error("targets", "gradients=true needs targets")
+    if inputs is not None:
+        X = _one_sample(inputs, "inputs")
+        with _from_query():
+            if targets is None:
+                trace = await store.compute(
+                    model.network, forward, model.network, model.params, X, data=X
+                )
+                sample = Sample(X[0], trace)
+            else:
+                T = _one_sample(targets, "targets")
+                r = await store.gradient(model.network, model.params, X, T)
+                shown = (r.gradients, r.deltas) if gradients else (None, None)
+                sample = Sample(X[0], r.trace, r.loss, *shown)
+    title = f"{name}, version {model.version}"
+    return SVGResponse(
+        network_svg(model.network, model.params, title, sample), headers=etag(model.version)
+    )
+
+
+@router.get(
+    "/{name}/history.svg",
+    summary="The loss over the model's history, plotted as SVG",
+    description="Until training jobs keep a history, the history is that of the model's kept "
+    "versions: the mean loss on the given `inputs` and `targets` of every version the registry "
+    "still keeps (BACKPROP_KEEP_VERSIONS), against the version number. Every train-step makes "
+    "a version, so for a model trained step by step this is its training curve. Once training "
+    "jobs exist this will plot the job history.",
+    response_class=SVGResponse,
+    responses={**problem_responses(404, 422), **_text(SVG, "The plot")},
+)
+async def history_plot(
+    name: NamePath, store: StoreDep, inputs: BatchInputs, targets: BatchTargets
+) -> SVGResponse:
+    X, T = _rows(inputs, "inputs"), _rows(targets, "targets")
+    with _from_query():
+        losses = await loss_by_version(store, name, X, T)
+    headers = etag(losses[-1].version) if losses else {}
+    return SVGResponse(history_svg(name, losses, len(X)), headers=headers)
+
+
+@router.get(
+    "/{name}/walkthrough",
+    summary="The worked example, for this model",
+    description="A Markdown document (with LaTeX) that follows the seed blog for this model "
+    "and one sample: the initial values, every node's net and out with the numbers filled in, "
+    "the total error, every delta, every gradient by the chain rule, every update "
+    "w_new = w_old - learning_rate * dE/dw, and the error after the step, every number in "
+    "full (Python's repr of the float64). The step is plain SGD whatever the model's "
+    "optimizer, and it is not stored. `learning_rate` defaults to that of the model's "
+    "optimizer. For networks of at most 16 units per layer and 100 parameters (422 above).",
+    response_class=MarkdownResponse,
+    responses={**problem_responses(404, 422), **_text(MARKDOWN, "The walkthrough")},
+)
+async def walkthrough_markdown(
+    name: NamePath,
+    store: StoreDep,
+    inputs: SampleInputs,
+    targets: SampleTargets,
+    learning_rate: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            allow_inf_nan=False,
+            description="The SGD step's learning rate; the model optimizer's by default.",
+            openapi_examples={"worked-example": Example(summary="The seed's", value=0.01)},
+        ),
+    ] = None,
+    version: VersionQuery = None,
+) -> MarkdownResponse:
+    model = await store.load(name, version)
+    check_walkable(model.network)
+    X, T = _one_sample(inputs, "inputs"), _one_sample(targets, "targets")
+    rate = learning_rate if learning_rate is not None else model.optimizer.learning_rate
+    with _from_query():
+        text = walkthrough(
+            model.network, model.params, X, T, rate, model=name, version=model.version
+        )
+    return MarkdownResponse(text, headers=etag(model.version))
+
+
+# -- translation ------------------------------------------------------------------------------
+
+
+def _factor(f: Factor) -> FactorOut:
+    return FactorOut(
+        symbol=f.symbol,
+        formula=f.formula,
+        value=f.value,
+        symbol_latex=f.symbol_latex,
+        formula_latex=f.formula_latex,
+    )
+
+
+def _explanation_out(name: str, version: int, e: Explanation) -> ExplainResponse:
+    delta = None
+    if e.delta is not None:
+        d = e.delta
+        delta = DeltaFormOut(
+            node=d.node,
+            delta=_factor(d.delta),
+            input=_factor(d.input),
+            derivative=_factor(d.derivative) if d.derivative is not None else None,
+            terms=[
+                DeltaTermOut(
+                    weight=t.weight, weight_value=t.weight_value, node=t.node, delta=t.delta
+                )
+                for t in d.terms
+            ],
+            product=d.product,
+            recursion=d.recursion,
+            recursion_latex=d.recursion_latex,
+        )
+    return ExplainResponse(
+        model=name,
+        version=version,
+        parameter=e.parameter,
+        kind=e.kind,
+        value=e.value,
+        source=e.source,
+        node=e.node,
+        loss=e.loss,
+        gradient=e.gradient,
+        form=e.form,
+        path_count=e.path_count,
+        paths=[
+            PathOut(nodes=list(p.nodes), factors=[_factor(f) for f in p.factors], product=p.product)
+            for p in e.paths
+        ],
+        sum=e.sum,
+        delta=delta,
+        note=" ".join(e.notes) or None,
+    )
+
+
+def _prefers_markdown(accept: str) -> bool:
+    """Whether ``Accept`` ranks text/markdown above application/json (``*/*`` counts for
+    JSON, the default)."""
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality[media.lower()] = max(q, quality.get(media.lower(), 0.0))
+    markdown = quality.get(MARKDOWN, 0.0)
+    json = max(quality.get("application/json", 0.0), quality.get("*/*", 0.0))
+    return markdown > 0 and markdown >= json
+
+
+def _query_error(parameter: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", parameter), "msg": message}]
+    )
+
+
+def _rows(text: str, parameter: str) -> list[list[float]]:
+    """``0.23,0.55;0.1,0.9`` -> ``[[0.23, 0.55], [0.1, 0.9]]``; 422 naming the parameter for
+    anything else."""
+    rows: list[list[float]] = []
+    for part in text.split(";"):
+        row: list[float] = []
+        for item in part.split(","):
+            try:
+                value = float(item)
+            except ValueError:
+                raise _query_error(
+                    parameter, f"{parameter} must be {_NUMBERS}; {item.strip()!r} is not a number"
+                ) from None
+            if not math.isfinite(value):
+                raise _query_error(
+                    parameter, f"{parameter} must be finite numbers; {item.strip()!r} is not"
+                )
+            row.append(value)
+        rows.append(row)
+    return rows
+
+
+def _one_sample(text: str, parameter: str) -> list[list[float]]:
+    rows = _rows(text, parameter)
+    if len(rows) != 1:
+        raise _query_error(parameter, f"{parameter} must be one sample (one row), got {len(rows)}")
+    return rows
+
+
+@contextmanager
+def _from_query() -> Iterator[None]:
+    """Core errors about ``/inputs...`` or ``/targets...`` name the query parameter that
+    carried those numbers."""
+    try:
+        yield
+    except CoreError as exc:
+        where = exc.pointer.split("/")[1] if exc.pointer.count("/") else ""
+        if where in ("inputs", "targets"):
+            raise _query_error(where, exc.message) from exc
+        raise

@@ -1,0 +1,267 @@
+"""The network drawn as the seed blog draws it: nodes n1..nK in columns by layer, left to right,
+and an edge per weight labelled w1..wN, coloured by the sign of the weight (blue positive, red
+negative, grey zero) and as wide as its size relative to the largest weight.
+
+Each node is a ``<g class="node" id="n3">`` and each edge a ``<g class="edge" id="w7">`` with a
+``<title>`` holding the exact values; biases are ``<text class="bias" id="b1">`` under their
+nodes. Given a forward trace, every node shows its net and out; given gradients, every edge its
+dE/dw and every node its delta.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from service.core import FloatArray, Network, Params, Trace, locations, node_names
+from service.learn import svg
+from service.learn.limits import check_drawable
+
+COLUMN_GAP = 250  # wide enough for labels of one line; two lines (gradients) need more
+COLUMN_GAP_GRADIENTS = 320
+ROW_GAP = 130
+RADIUS = 24
+MARGIN_X = 90
+TOP = 96
+BOTTOM = 80
+POSITIVE, NEGATIVE, ZERO = "#2166ac", "#b2182b", "#9e9e9e"
+FILL = {"input": "#e8eef6", "hidden": "#ffffff", "output": "#fff3d1"}
+
+Centre = Callable[[int, int], tuple[float, float]]  # (column, unit) -> (x, y) of the node
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one sample adds to a drawing: the inputs and the forward trace (row 0 is drawn), and
+    optionally the loss, the gradients and the deltas for its targets."""
+
+    inputs: Sequence[float]
+    trace: Trace
+    loss: float | None = None
+    gradients: Params | None = None
+    deltas: tuple[FloatArray, ...] | None = None
+
+
+def network_svg(network: Network, params: Params, title: str, sample: Sample | None = None) -> str:
+    """The SVG drawing of ``network`` with ``params``; raises :class:`TooLarge` for networks too
+    large to draw."""
+    check_drawable(network)
+    names = node_names(network)
+    rows = max(len(column) for column in names)
+    gap = COLUMN_GAP if sample is None or sample.gradients is None else COLUMN_GAP_GRADIENTS
+    width = max(2 * MARGIN_X + (len(names) - 1) * gap, 640)
+    height = TOP + rows * ROW_GAP + BOTTOM
+    heading = title if sample is None or sample.loss is None else f"{title}, E = {sample.loss!r}"
+    root = svg.document(width, height, heading)
+    svg.sub(root, "text", {"x": 20, "y": 30, "font-size": 18, "font-weight": "bold"}, heading)
+    left = (width - (len(names) - 1) * gap) / 2
+
+    def centre(column: int, unit: int) -> tuple[float, float]:
+        offset = (rows - len(names[column])) / 2
+        return left + column * gap, TOP + (offset + unit + 0.4) * ROW_GAP
+
+    for column, heading_text in enumerate(_layer_headings(network)):
+        svg.sub(
+            root,
+            "text",
+            {"x": left + column * gap, "y": TOP - 30, "text-anchor": "middle"},
+            heading_text,
+        ).set("class", "layer")
+    edges = svg.sub(root, "g", {"class": "edges"})
+    nodes = svg.sub(root, "g", {"class": "nodes"})
+    _draw_edges(edges, network, params, centre, sample)
+    _draw_nodes(nodes, network, params, names, centre, sample)
+    _legend(root, height, sample)
+    return svg.to_string(root)
+
+
+def _layer_headings(network: Network) -> list[str]:
+    last = len(network.layers) - 1
+    return ["inputs"] + [
+        f"{'output' if l == last else f'hidden {l + 1}'}: {layer.activation}"
+        for l, layer in enumerate(network.layers)
+    ]
+
+
+def _draw_edges(
+    parent: ET.Element,
+    network: Network,
+    params: Params,
+    centre: Centre,
+    sample: Sample | None,
+) -> None:
+    biggest = max(float(abs(p.W).max()) for p in params)
+    names = node_names(network)
+    taken = _node_boxes(names, centre, sample)
+    for name, loc in locations(network).items():
+        if loc.kind != "W":
+            continue
+        w = float(params[loc.layer].W[loc.row, loc.col])
+        (x1, y1), (x2, y2) = centre(loc.layer, loc.row), centre(loc.layer + 1, loc.col)
+        colour = POSITIVE if w > 0 else NEGATIVE if w < 0 else ZERO
+        frm, to = names[loc.layer][loc.row], names[loc.layer + 1][loc.col]
+        tooltip = f"{name} = {w!r} ({frm} → {to})"
+        text = [f"{name} = {svg.short(w)}"]
+        if sample is not None and sample.gradients is not None:
+            g = float(sample.gradients[loc.layer].W[loc.row, loc.col])
+            tooltip += f"\ndE/d{name} = {g!r}"
+            text.append(f"∂E/∂{name} = {svg.short(g)}")
+        edge = svg.sub(parent, "g", {"class": "edge", "id": name, "data-from": frm, "data-to": to})
+        svg.sub(edge, "title", {}, tooltip)
+        svg.sub(
+            edge,
+            "line",
+            {
+                "x1": x1 + RADIUS,
+                "y1": y1,
+                "x2": x2 - RADIUS,
+                "y2": y2,
+                "stroke": colour,
+                "stroke-width": 0.75 + 5.25 * abs(w) / biggest if biggest > 0 else 0.75,
+                "stroke-linecap": "round",
+                "stroke-opacity": 0.8,
+            },
+        )
+        n_out = network.layers[loc.layer].units
+        x, y = _place(text, (x1 + RADIUS, y1), (x2 - RADIUS, y2), loc.col, n_out, taken)
+        for k, line in enumerate(text):
+            svg.label(edge, x, y + LINE * (k + 1) - 3, line, {"font-size": 11, "fill": colour})
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+LINE = 13  # height of a line of 11-point text
+CHAR = 6.4  # average width of a character of 11-point text
+
+
+def _place(
+    text: list[str],
+    start: tuple[float, float],
+    end: tuple[float, float],
+    unit: int,
+    units: int,
+    taken: list[Box],
+) -> tuple[float, float]:
+    """Where along its edge a label goes: the first of a fixed sequence of spots (starting
+    where edges into different nodes part, ``0.25..0.75`` of the way by the target unit, then
+    outwards) whose box is free, else the one that overlaps least; the box is then taken.
+    Returns the label's centre x and top y."""
+    width = CHAR * max(len(line) for line in text) + 4
+    height = LINE * len(text)
+    preferred = 0.5 if units == 1 else 0.25 + 0.5 * unit / (units - 1)
+    spots = [preferred]
+    for step in range(1, 28):
+        spots += [preferred + 0.03 * step, preferred - 0.03 * step]
+    best: tuple[float, Box] | None = None
+    for t in (t for t in spots if 0.1 <= t <= 0.9):
+        x = start[0] + t * (end[0] - start[0])
+        y = start[1] + t * (end[1] - start[1])
+        # The label sits just above its edge, so that the line never runs through the text.
+        box = (x - width / 2, y - height - 3, x + width / 2, y - 3)
+        clash = sum(_overlap(box, other) for other in taken)
+        if best is None or clash < best[0]:
+            best = (clash, box)
+        if clash == 0:
+            break
+    assert best is not None  # the preferred spot always lies in range
+    chosen = best[1]
+    taken.append(chosen)
+    return (chosen[0] + chosen[2]) / 2, chosen[1]
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """The area two boxes share."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _node_boxes(names: list[list[str]], centre: Centre, sample: Sample | None) -> list[Box]:
+    """The room every node takes with the lines of text under it."""
+    lines = 1 + (0 if sample is None else 2 + (sample.deltas is not None))
+    boxes: list[Box] = []
+    for column, column_names in enumerate(names):
+        for unit in range(len(column_names)):
+            x, y = centre(column, unit)
+            half = 40 if sample is None else 48
+            boxes.append((x - half, y - RADIUS, x + half, y + RADIUS + 8 + 14 * lines))
+    return boxes
+
+
+def _draw_nodes(
+    parent: ET.Element,
+    network: Network,
+    params: Params,
+    names: list[list[str]],
+    centre: Centre,
+    sample: Sample | None,
+) -> None:
+    biases = {
+        (loc.layer, loc.col): name for name, loc in locations(network).items() if loc.kind == "b"
+    }
+    last = len(names) - 1
+    for column, column_names in enumerate(names):
+        kind = "input" if column == 0 else "output" if column == last else "hidden"
+        for unit, name in enumerate(column_names):
+            x, y = centre(column, unit)
+            node = svg.sub(parent, "g", {"class": "node", "id": name, "data-kind": kind})
+            lines: list[tuple[str, str | None, str]] = []  # (class, id, text) under the node
+            tooltip = [name]
+            if column == 0:
+                tooltip.append(f"input x{unit + 1}")
+            else:
+                b_name = biases[(column - 1, unit)]
+                b = float(params[column - 1].b[unit])
+                lines.append(("bias", b_name, f"{b_name} = {svg.short(b)}"))
+                tooltip.append(f"{b_name} = {b!r}")
+            if sample is not None:
+                if column == 0:
+                    x_value = float(sample.inputs[unit])
+                    lines.append(("value", None, f"x{unit + 1} = {svg.short(x_value)}"))
+                    tooltip.append(f"x{unit + 1} = out = {x_value!r}")
+                else:
+                    t = sample.trace[column - 1]
+                    net, out = float(t.net[0, unit]), float(t.out[0, unit])
+                    lines.append(("value", None, f"net {svg.short(net)}"))
+                    lines.append(("value", None, f"out {svg.short(out)}"))
+                    tooltip += [f"net = {net!r}", f"out = {out!r}"]
+                    if sample.deltas is not None:
+                        d = float(sample.deltas[column - 1][0, unit])
+                        lines.append(("delta", None, f"δ = {svg.short(d)}"))
+                        tooltip.append(f"delta = dE/dnet = {d!r}")
+            svg.sub(node, "title", {}, "\n".join(tooltip))
+            svg.sub(
+                node,
+                "circle",
+                {"cx": x, "cy": y, "r": RADIUS, "fill": FILL[kind], "stroke": "#333333"},
+            )
+            svg.sub(
+                node,
+                "text",
+                {"x": x, "y": y + 5, "text-anchor": "middle", "font-weight": "bold"},
+                name,
+            )
+            for k, (cls, ident, text) in enumerate(lines):
+                attrs: dict[str, str | float] = {"class": cls, "font-size": 11}
+                if ident is not None:
+                    attrs["id"] = ident
+                svg.label(node, x, y + RADIUS + 15 + 14 * k, text, attrs)
+
+
+def _legend(root: ET.Element, height: float, sample: Sample | None) -> None:
+    legend = svg.sub(root, "g", {"class": "legend", "font-size": 11})
+    y = height - 28
+    for k, (colour, text) in enumerate(
+        [(POSITIVE, "positive weight"), (NEGATIVE, "negative weight"), (ZERO, "zero weight")]
+    ):
+        x = 20 + 150 * k
+        svg.sub(
+            legend,
+            "line",
+            {"x1": x, "y1": y, "x2": x + 30, "y2": y, "stroke": colour, "stroke-width": 3},
+        )
+        svg.sub(legend, "text", {"x": x + 36, "y": y + 4}, text)
+    note = "line width ∝ |w|; exact values in the tooltips"
+    if sample is not None:
+        note += "; net = Σ w·out + b, out = f(net)"
+        if sample.deltas is not None:
+            note += "; δ = ∂E/∂net"
+    svg.sub(legend, "text", {"x": 20, "y": y + 22}, note)

@@ -1,0 +1,108 @@
+"""The drawings render in a real browser: headless Chromium takes a screenshot of each SVG.
+
+Chromium is a system package (``apt-get install -y chromium``). Where it is missing the tests
+fail under CI (``CI=true``), so that a CI machine without it cannot pass unnoticed, and are
+skipped with the reason elsewhere. The screenshots stay in pytest's ``tmp_path`` (the last
+three runs are kept under ``/tmp/pytest-of-$USER/``) to be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from service.core import gradient
+from service.learn.diagram import Sample, network_svg
+from service.learn.history import VersionLoss, history_svg
+from tests.api.support import SEED
+from tests.learn.support import SEED_NET, SEED_PARAMS, SEED_T, SEED_X
+
+CHROMIUM = "/usr/bin/chromium"
+WINDOW = (1000, 700)
+
+
+def chromium() -> str:
+    path = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+    if path is None:
+        reason = (
+            f"headless Chromium is needed to render the SVGs and {CHROMIUM} is missing: "
+            "apt-get install -y chromium"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        print(reason)
+        pytest.skip(reason)
+    return path
+
+
+def screenshot(svg: str, tmp_path: Path, name: str) -> Path:
+    source = tmp_path / f"{name}.svg"
+    source.write_text(svg, encoding="utf-8")
+    png = tmp_path / f"{name}.png"
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        f"--screenshot={png}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        source.as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return png
+
+
+def png_size_and_pixels(png: Path) -> tuple[tuple[int, int], bytes]:
+    """Width and height from the IHDR chunk, and the inflated image data."""
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    offset, size, idat = 8, (0, 0), b""
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            size = struct.unpack(">II", body[:8])
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+    return size, zlib.decompress(idat)
+
+
+def assert_drawn(png: Path) -> None:
+    size, pixels = png_size_and_pixels(png)
+    assert size == WINDOW
+    # A blank page inflates to little more than filter bytes and white; a drawing to many values.
+    assert len(set(pixels)) > 32, "the screenshot is blank"
+
+
+def test_diagram_renders_in_headless_chromium(tmp_path: Path) -> None:
+    png = screenshot(network_svg(SEED_NET, SEED_PARAMS, "seed, version 1"), tmp_path, "diagram")
+    assert_drawn(png)
+
+
+def test_diagram_with_gradients_renders_in_headless_chromium(tmp_path: Path) -> None:
+    r = gradient(SEED_NET, SEED_PARAMS, SEED_X, SEED_T)
+    sample = Sample(SEED["input"], r.trace, r.loss, r.gradients, r.deltas)
+    png = screenshot(network_svg(SEED_NET, SEED_PARAMS, "seed", sample), tmp_path, "gradients")
+    assert_drawn(png)
+
+
+def test_history_renders_in_headless_chromium(tmp_path: Path) -> None:
+    losses = [
+        VersionLoss(1, SEED["loss"], "create"),
+        VersionLoss(2, SEED["after_one_sgd_step"]["loss"], "train-step"),
+    ]
+    assert_drawn(screenshot(history_svg("seed", losses, 1), tmp_path, "history"))
