@@ -75,6 +75,9 @@ def loss_and_delta(
             per_sample = np.sum(softplus - T * net, axis=1) / k
             delta = (out - T) / dtype(k * rows)
         case "cross_entropy":
-            per_sample = -np.sum(T * activations.log_softmax(net), axis=1)
+            # t log o is 0 where t = 0, also where o underflows to 0 (log o = -inf, and
+            # 0 * -inf would be NaN): only the classes a target weighs count.
+            log_o = activations.log_softmax(net)
+            per_sample = -np.sum(np.where(T > 0, T * log_o, 0), axis=1)
             delta = (out - T) / dtype(rows)
     return float(np.mean(per_sample, dtype=np.float64)), delta.astype(out.dtype, copy=False)

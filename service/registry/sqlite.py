@@ -51,6 +51,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 # Idle connections kept for reuse; more are opened on demand when many threads are busy.
 _MAX_IDLE = 16
 _MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
+_MIN_INTEGER, _MAX_INTEGER = -(2**63), 2**63 - 1
 
 
 def _now() -> str:
@@ -265,9 +266,13 @@ class SqliteRegistry(Registry):
             if row is None:
                 raise ModelNotFound(name)
             wanted: int = row[2] if version is None else version
-            found = conn.execute(
-                "SELECT arrays FROM versions WHERE model = ? AND version = ?", (name, wanted)
-            ).fetchone()
+            found = None
+            # SQLite integers are 64-bit: a version beyond them never existed (and would not
+            # even bind as a parameter).
+            if _MIN_INTEGER <= wanted <= _MAX_INTEGER:
+                found = conn.execute(
+                    "SELECT arrays FROM versions WHERE model = ? AND version = ?", (name, wanted)
+                ).fetchone()
             if found is None:
                 oldest, newest = conn.execute(
                     "SELECT min(version), max(version) FROM versions WHERE model = ?", (name,)

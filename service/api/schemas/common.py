@@ -15,9 +15,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class Body(BaseModel):
-    """Base of request bodies: unknown fields and non-finite numbers are rejected."""
+    """Base of request bodies: unknown fields, non-finite numbers and values of another JSON type
+    than the schema's (``0`` for a boolean, ``"3"`` or ``false`` for an integer) are rejected."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Out(BaseModel):
