@@ -23,7 +23,7 @@ from service.api.schemas.models import (
 )
 from service.api.schemas.networks import InitSpec
 from service.core import initialize
-from service.core.errors import InvalidNetwork
+from service.core.errors import CoreError
 from service.registry import ModelRecord
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -168,7 +168,7 @@ async def put_parameters(
     notation: NotationQuery = "layered",
 ) -> ParametersPublic:
     if body.model is not None and body.model != name:
-        raise InvalidNetwork(f"the body names model {body.model!r}, the path {name!r}", "/model")
+        raise CoreError(f"the body names model {body.model!r}, the path {name!r}", "/model")
     model = await store.load(name)
     params = convert.parameters(model.network, body.parameters)
     record = await store.put_parameters(name, params, expected)
