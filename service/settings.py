@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -38,6 +40,61 @@ class Settings(Limits):
     keep_versions: int = Field(20, ge=1, description="Parameter versions kept per model.")
     cache_models: int = Field(256, ge=0, description="Models whose parameters stay in memory.")
     log_level: str = Field("info", description="uvicorn log level.")
+    max_dataset_bytes: int = Field(
+        64 * MIB, ge=1, description="Largest dataset, in bytes of its arrays (413 above)."
+    )
+    max_jobs: int = Field(
+        2, ge=1, description="Training jobs one process runs at once; more wait, queued."
+    )
+    job_checkpoint_steps: int = Field(
+        0,
+        ge=0,
+        description="Besides every epoch's end, a job also checkpoints (a new model version and "
+        "a progress event) every this many steps; 0: at epoch ends only.",
+    )
+    job_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of training threads is than that of "
+        "request handling (Linux nice; 0: the same).",
+    )
+    job_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a process records that its jobs are alive."
+    )
+    job_stale_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A job whose heartbeat is older than this is marked interrupted (its "
+        "process died); must exceed job_heartbeat_seconds.",
+    )
+
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        description="API keys with their roles, `key:role` separated by commas (roles `read`, "
+        "`train`, `admin`); with none here nor in api_keys_file, no key is needed.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of API keys, one `key:role` a line; `#` starts a comment."
+    )
+    public_health: bool = Field(
+        True, description="/healthz, /readyz and /v2/health/* answer without a key."
+    )
+    public_docs: bool = Field(
+        True, description="/docs, /redoc, /openapi.json and their assets answer without a key."
+    )
+    public_metrics: bool = Field(False, description="/metrics answers without a key.")
+    max_compute_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Compute budget of one request: a request whose estimated compute time "
+        "(multiply-adds / compute_rate) exceeds it gets 422 before any computing.",
+    )
+    compute_rate: float = Field(
+        1e9,
+        gt=0,
+        description="Multiply-adds per second the compute budget assumes (one core, float64).",
+    )
 
     @field_validator("registry")
     @classmethod
@@ -48,3 +105,9 @@ class Settings(Limits):
                 "the registry URL must start with memory://, sqlite:/// or postgresql://"
             )
         return url
+
+    @model_validator(mode="after")
+    def _stale_after_heartbeat(self) -> Settings:
+        if self.job_stale_seconds <= self.job_heartbeat_seconds:
+            raise ValueError("job_stale_seconds must exceed job_heartbeat_seconds")
+        return self

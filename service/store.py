@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import numpy as np
 from numpy.typing import ArrayLike
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +29,7 @@ from service.core import (
     gradient,
     step,
 )
-from service.registry import ModelRecord, Registry, VersionConflict, VersionInfo
+from service.registry import ModelBusy, ModelRecord, Registry, VersionConflict, VersionInfo
 
 T = TypeVar("T")
 
@@ -129,6 +130,7 @@ class ModelStore:
 
     async def rollback(self, name: str, version: int, expected_version: int | None) -> ModelRecord:
         """A new version whose parameters and optimizer state equal those of ``version``."""
+        await self.refuse_if_training(name)  # before the old version is looked for
         old = await self.load(name, version)
         return await self._commit(
             name, expected_version, f"rollback to {version}", lambda _: (old.params, old.state)
@@ -160,7 +162,7 @@ class ModelStore:
         self, network: Network, fn: Callable[..., T], *args: Any, data: ArrayLike | None = None
     ) -> T:
         """Run ``fn(*args)`` inline when it is small, in a worker thread when it is large."""
-        rows = len(data) if isinstance(data, list) else 1
+        rows = len(data) if isinstance(data, (list, np.ndarray)) else 1
         cost = rows * network.parameter_count
         if cost <= INLINE_COMPUTE_LIMIT:
             return fn(*args)
@@ -208,6 +210,16 @@ class ModelStore:
                 )
                 return record
         raise VersionConflict(name, model.version, await self.current_version(name))
+
+    async def refuse_if_training(self, name: str) -> None:
+        """ModelBusy naming the job if a training job is changing the model.
+
+        The registry refuses every other write while a job runs (atomically, in the write
+        itself); this early check only answers before work whose result would be refused.
+        """
+        job = await run_in_threadpool(self.registry.active_job, name)
+        if job is not None:
+            raise ModelBusy(name, job)
 
     async def current_version(self, name: str) -> int:
         """The model's current version (ModelNotFound if none)."""

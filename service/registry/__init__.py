@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
 from .errors import (
+    DatasetExists,
+    DatasetInUse,
+    DatasetNotFound,
     InvalidRegistryURL,
+    JobLost,
+    JobNotFound,
+    JobStateConflict,
+    ModelBusy,
+    ModelChanged,
     ModelExists,
     ModelNotFound,
     RegistryError,
@@ -15,14 +23,40 @@ from .errors import (
     VersionConflict,
     VersionNotFound,
 )
+from .jobs import (
+    ACTIVE,
+    ENDED,
+    RESUMABLE,
+    DatasetRecord,
+    HistoryEntry,
+    JobEvent,
+    JobRecord,
+    JobState,
+)
 from .memory import MemoryRegistry
 from .postgres import PostgresRegistry
 from .sqlite import SqliteRegistry
 
 __all__ = [
+    "ACTIVE",
+    "ENDED",
+    "RESUMABLE",
     "Arrays",
+    "DatasetExists",
+    "DatasetInUse",
+    "DatasetNotFound",
+    "DatasetRecord",
+    "HistoryEntry",
     "InvalidRegistryURL",
+    "JobEvent",
+    "JobLost",
+    "JobNotFound",
+    "JobRecord",
+    "JobState",
+    "JobStateConflict",
     "MemoryRegistry",
+    "ModelBusy",
+    "ModelChanged",
     "ModelExists",
     "ModelNotFound",
     "ModelRecord",

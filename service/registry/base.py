@@ -12,6 +12,8 @@ from typing import Any, Self
 
 from numpy.typing import NDArray
 
+from .jobs import JobStorage
+
 Arrays = Mapping[str, NDArray[Any]]
 
 
@@ -44,8 +46,9 @@ class Snapshot:
     arrays: dict[str, NDArray[Any]]
 
 
-class Registry(ABC):
-    """Thread-safe storage of model specs and versioned array bundles.
+class Registry(JobStorage, ABC):
+    """Thread-safe storage of model specs and versioned array bundles, and (see
+    :class:`~service.registry.jobs.JobStorage`) of datasets and training jobs.
 
     Arrays returned by any method are read-only and never mutated later, so callers may cache
     them. Inputs are copied, so callers may mutate them after a call returns.

@@ -80,3 +80,80 @@ class InvalidRegistryURL(RegistryError):
         self.url = _PASSWORD_RE.sub(r"\1:***@", url)
         self.reason = reason
         super().__init__(f"invalid registry URL {self.url!r}: {reason}")
+
+
+class ModelBusy(RegistryError):
+    """A training job is training the model, so no other write may change it."""
+
+    def __init__(self, name: str, job: str) -> None:
+        super().__init__(
+            f"model {name!r} is being trained by job {job!r}; cancel the job or wait for it to end"
+        )
+        self.name = name
+        self.job = job
+
+
+class ModelChanged(RegistryError):
+    """A job cannot resume: its model is no longer at the version of the job's checkpoint."""
+
+    def __init__(self, name: str, job: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"job {job!r} cannot resume: model {name!r} is at version {actual}, not at the "
+            f"version {expected} of the job's last checkpoint"
+        )
+        self.name = name
+        self.job = job
+        self.expected = expected
+        self.actual = actual
+
+
+class DatasetNotFound(RegistryError):
+    """No dataset with this name exists."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"dataset {name!r} not found")
+        self.name = name
+
+
+class DatasetExists(RegistryError):
+    """The name is already taken by another dataset."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"dataset {name!r} already exists")
+        self.name = name
+
+
+class DatasetInUse(RegistryError):
+    """A queued or running job trains on the dataset, so it cannot be deleted."""
+
+    def __init__(self, name: str, job: str) -> None:
+        super().__init__(f"dataset {name!r} is used by job {job!r}, which has not ended")
+        self.name = name
+        self.job = job
+
+
+class JobNotFound(RegistryError):
+    """No job with this id exists."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__(f"job {job!r} not found")
+        self.job = job
+
+
+class JobStateConflict(RegistryError):
+    """The job is in a state from which the requested transition is not possible."""
+
+    def __init__(self, job: str, state: str, action: str) -> None:
+        super().__init__(f"job {job!r} is {state}: it cannot {action}")
+        self.job = job
+        self.state = state
+        self.action = action
+
+
+class JobLost(RegistryError):
+    """The caller no longer runs the job: another replica declared it interrupted, or it ended."""
+
+    def __init__(self, job: str, owner: str) -> None:
+        super().__init__(f"job {job!r} is no longer run by {owner!r}")
+        self.job = job
+        self.owner = owner

@@ -17,6 +17,7 @@ from .errors import (
     VersionConflict,
     VersionNotFound,
 )
+from .jobs_memory import MemoryJobs
 
 
 @dataclass
@@ -43,7 +44,7 @@ class _Model:
         )
 
 
-class MemoryRegistry(Registry):
+class MemoryRegistry(MemoryJobs, Registry):
     """A dict guarded by one lock; same contract as the persistent backends."""
 
     def __init__(self, keep_versions: int = 20) -> None:
@@ -52,6 +53,7 @@ class MemoryRegistry(Registry):
         self._lock = threading.Lock()
         self._models: dict[str, _Model] = {}
         self._closed = False
+        self._init_jobs()
 
     def _model(self, name: str) -> _Model:
         # Callers hold self._lock.
@@ -110,9 +112,11 @@ class MemoryRegistry(Registry):
         """Delete the model and all its versions; ModelNotFound, VersionConflict."""
         with self._lock:
             model = self._model(name)
+            self._refuse_if_busy(name)
             if expected_version is not None and expected_version != model.version:
                 raise VersionConflict(name, expected_version, model.version)
             del self._models[name]
+            self._drop_history(name)
 
     def current_version(self, name: str) -> int:
         """Return the model's current version; ModelNotFound."""
@@ -134,11 +138,21 @@ class MemoryRegistry(Registry):
         """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
         blob = encode_arrays(arrays)
         with self._lock:
-            model = self._model(name)
-            if model.version != expected_version:
-                raise VersionConflict(name, expected_version, model.version)
-            self._append(model, blob, reason, datetime.now(UTC))
-            return model.record(name)
+            self._model(name)
+            self._refuse_if_busy(name)
+            return self._commit_locked(name, blob, expected_version, reason)
+
+    def _model_version(self, name: str) -> int:
+        return self._model(name).version
+
+    def _commit_locked(
+        self, name: str, blob: bytes, expected_version: int, reason: str
+    ) -> ModelRecord:
+        model = self._model(name)
+        if model.version != expected_version:
+            raise VersionConflict(name, expected_version, model.version)
+        self._append(model, blob, reason, datetime.now(UTC))
+        return model.record(name)
 
     def versions(self, name: str) -> builtins.list[VersionInfo]:
         """Return the kept versions, newest first; ModelNotFound."""
@@ -156,3 +170,4 @@ class MemoryRegistry(Registry):
         with self._lock:
             self._closed = True
             self._models.clear()
+            self._clear_jobs()

@@ -34,6 +34,56 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (model, version)
         )""",
     ),
+    (
+        """CREATE TABLE datasets (
+            name TEXT COLLATE "C" PRIMARY KEY,
+            info TEXT NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            digest TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            arrays BYTEA NOT NULL
+        )""",
+        """CREATE TABLE jobs (
+            id TEXT COLLATE "C" PRIMARY KEY,
+            model TEXT COLLATE "C" NOT NULL,
+            dataset TEXT COLLATE "C",
+            state TEXT NOT NULL,
+            config TEXT NOT NULL,
+            progress TEXT NOT NULL,
+            checkpoint TEXT,
+            version INTEGER NOT NULL,
+            owner TEXT,
+            cancel_requested INTEGER NOT NULL,
+            error TEXT,
+            last_event INTEGER NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            heartbeat_at DOUBLE PRECISION,
+            data BYTEA
+        )""",
+        "CREATE UNIQUE INDEX jobs_active_model ON jobs (model)"
+        " WHERE state IN ('queued', 'running')",
+        "CREATE INDEX jobs_by_model ON jobs (model, id)",
+        """CREATE TABLE job_events (
+            job TEXT COLLATE "C" NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job, seq)
+        )""",
+        """CREATE TABLE history (
+            model TEXT COLLATE "C" NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            job TEXT COLLATE "C" NOT NULL,
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (model, seq)
+        )""",
+    ),
 )
 
 # Key of the advisory lock that serialises migrating replicas ("bpregmig" in ASCII). It is

@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -40,6 +40,7 @@ from .errors import (
     VersionConflict,
     VersionNotFound,
 )
+from .jobs_sql import Row, SqlJobs, Tx
 from .migrations_pg import SchemaTooNew, migrate
 
 Connection = psycopg.Connection[TupleRow]
@@ -93,10 +94,22 @@ def _describe(params: dict[str, Any], schema: str | None) -> str:
     return f"{where} (schema {schema})" if schema else where
 
 
-class PostgresRegistry(Registry):
+class _PostgresTx:
+    """A transaction on a pooled connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
+        cursor = self.conn.execute(sql, tuple(params), binary=binary)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+class PostgresRegistry(SqlJobs, Registry):
     """Registry stored in a PostgreSQL database, reached through a connection pool."""
 
     inline_reads = False  # every read is a network round trip: keep it off the loop
+    FOR_UPDATE = " FOR UPDATE"
 
     def __init__(
         self,
@@ -307,6 +320,7 @@ class PostgresRegistry(Registry):
         """Delete the model and all its versions; ModelNotFound, VersionConflict."""
         with self._connection() as conn:
             current = self._lock_version(conn, name)
+            self._refuse_if_busy(_PostgresTx(conn), name)
             if expected_version is not None and expected_version != current:
                 raise VersionConflict(name, expected_version, current)
             conn.execute("DELETE FROM models WHERE name = %s", (name,))  # cascades to versions
@@ -355,6 +369,8 @@ class PostgresRegistry(Registry):
         new = expected_version + 1
         with self._connection() as conn:
             current = self._lock_version(conn, name)
+            # Before the version check: a job's checkpoints would otherwise show as conflicts.
+            self._refuse_if_busy(_PostgresTx(conn), name)
             if current != expected_version:
                 raise VersionConflict(name, expected_version, current)
             # One round trip for the writes. clock_timestamp(), read after the row lock, keeps
@@ -394,6 +410,17 @@ class PostgresRegistry(Registry):
         if not rows:
             raise ModelNotFound(name)
         return [VersionInfo(v, _utc(at), reason) for v, at, reason in rows if v is not None]
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Tx]:
+        with self._connection() as conn:
+            yield _PostgresTx(conn)
+
+    def _model_timestamp(self, moment: datetime) -> Any:
+        return moment
+
+    def _model_record(self, row: Row) -> ModelRecord:
+        return _record(row)
 
     def ping(self) -> None:
         """Raise RegistryUnavailable unless the database answers and has the registry tables."""

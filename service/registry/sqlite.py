@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from .errors import (
     VersionConflict,
     VersionNotFound,
 )
+from .jobs_sql import Row, SqlJobs, Tx
 
 # Entry i brings the schema from PRAGMA user_version i to i + 1. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -44,6 +45,56 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason TEXT NOT NULL,
             arrays BLOB NOT NULL,
             PRIMARY KEY (model, version)
+        )""",
+    ),
+    (
+        """CREATE TABLE datasets (
+            name TEXT PRIMARY KEY,
+            info TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            arrays BLOB NOT NULL
+        )""",
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            dataset TEXT,
+            state TEXT NOT NULL,
+            config TEXT NOT NULL,
+            progress TEXT NOT NULL,
+            checkpoint TEXT,
+            version INTEGER NOT NULL,
+            owner TEXT,
+            cancel_requested INTEGER NOT NULL,
+            error TEXT,
+            last_event INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            heartbeat_at REAL,
+            data BLOB
+        )""",
+        "CREATE UNIQUE INDEX jobs_active_model ON jobs (model)"
+        " WHERE state IN ('queued', 'running')",
+        "CREATE INDEX jobs_by_model ON jobs (model, id)",
+        """CREATE TABLE job_events (
+            job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (job, seq)
+        )""",
+        """CREATE TABLE history (
+            model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            job TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (model, seq)
         )""",
     ),
 )
@@ -69,7 +120,17 @@ def _record(row: tuple[Any, ...]) -> ModelRecord:
     )
 
 
-class SqliteRegistry(Registry):
+class _SqliteTx:
+    """A transaction on a SQLite connection, taking ``%s`` placeholders."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
+        return self.conn.execute(sql.replace("%s", "?"), tuple(params)).fetchall()
+
+
+class SqliteRegistry(SqlJobs, Registry):
     """Registry stored in one SQLite file (WAL mode, synchronous=FULL)."""
 
     def __init__(self, path: str | Path, keep_versions: int = 20, *, timeout: float = 10.0):
@@ -247,6 +308,7 @@ class SqliteRegistry(Registry):
         """Delete the model and all its versions; ModelNotFound, VersionConflict."""
         with self._write() as conn:
             current = self._version_of(conn, name)
+            self._refuse_if_busy(_SqliteTx(conn), name)
             if expected_version is not None and expected_version != current:
                 raise VersionConflict(name, expected_version, current)
             conn.execute("DELETE FROM versions WHERE model = ?", (name,))
@@ -290,6 +352,8 @@ class SqliteRegistry(Registry):
         new = expected_version + 1
         with self._write() as conn:
             current = self._version_of(conn, name)
+            # Before the version check: a job's checkpoints would otherwise show as conflicts.
+            self._refuse_if_busy(_SqliteTx(conn), name)
             if current != expected_version:
                 raise VersionConflict(name, expected_version, current)
             conn.execute(
@@ -319,6 +383,17 @@ class SqliteRegistry(Registry):
                 (name,),
             ).fetchall()
         return [VersionInfo(v, datetime.fromisoformat(at), reason) for v, at, reason in rows]
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Tx]:
+        with self._write() if write else self._read() as conn:
+            yield _SqliteTx(conn)
+
+    def _model_timestamp(self, moment: datetime) -> Any:
+        return moment.isoformat()
+
+    def _model_record(self, row: Row) -> ModelRecord:
+        return _record(row)
 
     def ping(self) -> None:
         """Raise RegistryUnavailable if the file is gone or cannot be queried."""

@@ -14,6 +14,7 @@ from service.registry import (
     SqliteRegistry,
     open_registry,
 )
+from service.registry.sqlite import _MIGRATIONS
 
 from .test_contract import SPEC, bundle
 
@@ -30,7 +31,7 @@ def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     with SqliteRegistry(path):
         assert query(path, "PRAGMA journal_mode") == "wal"
-        assert query(path, "PRAGMA user_version") == 1
+        assert query(path, "PRAGMA user_version") == len(_MIGRATIONS)
 
 
 def test_parent_directories_are_created(tmp_path: Path) -> None:

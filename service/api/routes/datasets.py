@@ -1,0 +1,226 @@
+"""Datasets: training data stored by name, as JSON rows or uploaded as CSV or ``.npz``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from service.api.problems import problem_responses
+from service.api.routes.jobs import JobsDep
+from service.api.schemas.common import NAME_PATTERN
+from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic
+from service.jobs.datasets import Dataset, to_npz
+from service.jobs.errors import UnsupportedMediaType
+from service.registry import DatasetRecord
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+NPZ_TYPES = ("application/x-npz", "application/zip", "application/octet-stream")
+SUPPORTED = (JSON_TYPE, CSV_TYPE, *NPZ_TYPES)
+
+DatasetPath = Annotated[
+    str,
+    Path(pattern=NAME_PATTERN, max_length=64, description="The dataset's name.", examples=["xor"]),
+]
+
+UPLOAD_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        JSON_TYPE: {
+            "schema": DatasetCreate.model_json_schema(),
+            "examples": {
+                "xor": {
+                    "summary": "XOR as JSON rows",
+                    "value": {
+                        "name": "xor",
+                        "inputs": [[0, 0], [0, 1], [1, 0], [1, 1]],
+                        "targets": [[0], [1], [1], [0]],
+                    },
+                }
+            },
+        },
+        CSV_TYPE: {
+            "schema": {"type": "string"},
+            "example": "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n",
+        },
+        "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def public(record: DatasetRecord) -> DatasetPublic:
+    info = record.info
+    return DatasetPublic(
+        name=record.name,
+        rows=info["rows"],
+        input_columns=info["input_columns"],
+        target_columns=info["target_columns"],
+        dtype=info["dtype"],
+        source=info["source"],
+        size_bytes=record.size_bytes,
+        digest=record.digest,
+        created_at=record.created_at,
+    )
+
+
+def _json_body(raw: bytes) -> DatasetCreate:
+    """The JSON body validated as FastAPI validates bodies, with the same error shapes."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", position),
+                    "msg": "JSON decode error",
+                    "ctx": {"error": reason},
+                }
+            ]
+        ) from None
+    try:
+        return DatasetCreate.model_validate(value)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def _required(parameter: str, why: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "missing", "loc": ("query", parameter), "msg": f"Field required {why}"}]
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a dataset",
+    description='Store training data under a name: JSON rows `{"name", "inputs", '
+    '"targets"}`, or an upload with `?name=`: CSV (`text/csv`, one sample per line, the first '
+    "`input_columns` values its inputs and the rest its targets; a first line that is not all "
+    "numbers is a header) or a `.npz` file (`application/x-npz`, as `numpy.savez` writes it) "
+    "with arrays `inputs` and `targets`. Values are stored bit for bit (float64, or float32 "
+    "when both `.npz` arrays are float32). Datasets whose arrays exceed "
+    "`BACKPROP_MAX_DATASET_BYTES` get 413.",
+    openapi_extra={"requestBody": UPLOAD_BODY},
+    responses=problem_responses(400, 409, 413, 415, 422),
+)
+async def create_dataset(
+    request: Request,
+    jobs: JobsDep,
+    response: Response,
+    name: Annotated[
+        str | None,
+        Query(pattern=NAME_PATTERN, max_length=64, description="The name, for uploads."),
+    ] = None,
+    input_columns: Annotated[
+        int | None, Query(ge=1, description="CSV: how many leading columns are inputs.")
+    ] = None,
+) -> DatasetPublic:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in SUPPORTED:
+        raise UnsupportedMediaType(media, SUPPORTED)
+    raw = await request.body()
+    dataset: Dataset
+    if media == JSON_TYPE:
+        body = _json_body(raw)
+        name = body.name
+        dataset = await jobs.parse_rows(body.inputs, body.targets)
+    elif name is None:
+        raise _required("name", "for an upload: the dataset's name")
+    elif media == CSV_TYPE:
+        if input_columns is None:
+            raise _required("input_columns", "for CSV: how many leading columns are inputs")
+        dataset = await jobs.parse_csv(raw, input_columns)
+    else:
+        dataset = await jobs.parse_npz(raw)
+    record = await jobs.create_dataset(name, dataset)
+    response.headers["Location"] = f"/v1/datasets/{record.name}"
+    return public(record)
+
+
+@router.get(
+    "",
+    summary="List datasets",
+    description="Datasets ordered by name, a page at a time. Pass the `next_cursor` of a page "
+    "as `cursor` to get the next; it is null on the last page.",
+    responses=problem_responses(422),
+)
+async def list_datasets(
+    jobs: JobsDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Datasets per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> DatasetList:
+    records, total = await jobs.page_datasets(limit + 1, cursor)
+    page = records[:limit]
+    next_cursor = page[-1].name if len(records) > limit else None
+    return DatasetList(items=[public(r) for r in page], total=total, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{name}",
+    summary="Get a dataset",
+    description="The dataset's size, columns, dtype and digest (not its rows).",
+    responses=problem_responses(404),
+)
+async def get_dataset(name: DatasetPath, jobs: JobsDep) -> DatasetPublic:
+    return public(await jobs.dataset(name))
+
+
+@router.get(
+    "/{name}/data",
+    summary="Get a dataset's rows",
+    description="The rows exactly as stored: JSON (`?format=json`, numbers that parse back to "
+    "the same floats) or a `.npz` file (`?format=npz`).",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DatasetData"}},
+                "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
+            },
+            "description": "The rows.",
+        },
+        **problem_responses(404, 422),
+    },
+    response_model=DatasetData,
+)
+async def get_dataset_data(
+    name: DatasetPath,
+    jobs: JobsDep,
+    format: Annotated[
+        Literal["json", "npz"], Query(description="`json` (the default) or `npz`.")
+    ] = "json",
+) -> Response | DatasetData:
+    record, dataset = await jobs.dataset_data(name)
+    if format == "npz":
+        return Response(
+            to_npz(dataset),
+            media_type="application/x-npz",
+            headers={"Content-Disposition": f'attachment; filename="{record.name}.npz"'},
+        )
+    return DatasetData.model_construct(
+        name=record.name, inputs=dataset.inputs.tolist(), targets=dataset.targets.tolist()
+    )
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a dataset",
+    description="Delete the dataset. A dataset that a queued or running job trains on cannot "
+    "be deleted (409 naming the job).",
+    responses=problem_responses(404, 409),
+)
+async def delete_dataset(name: DatasetPath, jobs: JobsDep) -> Response:
+    await jobs.delete_dataset(name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

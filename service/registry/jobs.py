@@ -1,0 +1,258 @@
+"""Records and the abstract storage of datasets, training jobs, their events and model history.
+
+The registry stores these next to the models so that a job's checkpoint (a new model version,
+the job's position and its progress event) commits in one transaction. It does not interpret
+a job's ``config``, ``progress`` or ``checkpoint``: they are JSON objects owned by the jobs
+package. It enforces what must hold across processes:
+
+- at most one *active* job (``queued`` or ``running``) per model, and while there is one, no
+  other write may change the model (:class:`ModelBusy`);
+- only the replica that owns a running job may checkpoint or finish it (:class:`JobLost`);
+- the state machine::
+
+      queued ──start──> running ──finish──> succeeded | failed | cancelled
+        │                  │
+        ├──cancel──> cancelled <──cancel── interrupted <──interrupt── (queued, running)
+        └──interrupt──> interrupted ──resume──> queued      cancelled ──resume──> queued
+
+Every change of state and every checkpoint appends an event to the job (numbered 1, 2, ...);
+a running job's ``cancel`` only sets ``cancel_requested``, which its owner acts on.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from .base import Arrays, ModelRecord
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+ACTIVE: tuple[JobState, ...] = ("queued", "running")
+ENDED: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
+RESUMABLE: tuple[JobState, ...] = ("interrupted", "cancelled")
+EventKind = Literal["state", "progress", "end"]
+
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A stored dataset; ``info`` (rows, columns, dtype, source) belongs to the jobs package."""
+
+    name: str
+    info: JSONObject
+    size_bytes: int
+    digest: str  # sha256 of the stored bundle: a job notices a dataset replaced under it
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A training job as stored.
+
+    ``version`` is the model version the job last left the model at: the version it started
+    from, then that of its latest checkpoint. ``checkpoint`` is the position saved with that
+    version (None before the first). ``last_event`` is the number of the job's latest event.
+    """
+
+    id: str
+    model: str
+    dataset: str | None
+    state: JobState
+    config: JSONObject
+    progress: JSONObject
+    checkpoint: JSONObject | None
+    version: int
+    owner: str | None
+    cancel_requested: bool
+    error: str | None
+    last_event: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Event ``seq`` of a job: ``kind`` and a snapshot of the job (:func:`event_data`)."""
+
+    seq: int
+    kind: EventKind
+    data: JSONObject
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One epoch of training of a model: the version it produced and its ``data`` (losses)."""
+
+    model: str
+    seq: int
+    job: str
+    version: int
+    data: JSONObject
+    created_at: datetime
+
+
+def event_data(job: JobRecord) -> JSONObject:
+    """The data of an event: the job's state, version, error and progress after the change."""
+    data: JSONObject = {"job": job.id, "state": job.state, "version": job.version}
+    data.update(job.progress)
+    if job.error is not None:
+        data["error"] = job.error
+    return data
+
+
+def digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def timestamp(seconds: float | None) -> datetime | None:
+    """A stored time (seconds since the epoch) as an aware UTC datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+class JobStorage(ABC):
+    """Storage of datasets, jobs, job events and model training history (see module doc)."""
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_dataset(self, name: str, info: JSONObject, arrays: Arrays) -> DatasetRecord:
+        """Store a dataset (bit-exact arrays); DatasetExists if the name is taken."""
+
+    @abstractmethod
+    def get_dataset(self, name: str) -> DatasetRecord:
+        """Return the dataset's record; DatasetNotFound."""
+
+    @abstractmethod
+    def dataset_arrays(self, name: str) -> tuple[DatasetRecord, dict[str, NDArray[Any]]]:
+        """Return the record and the read-only arrays of a dataset; DatasetNotFound."""
+
+    @abstractmethod
+    def list_datasets(self, limit: int, after: str | None = None) -> builtins.list[DatasetRecord]:
+        """Return at most `limit` datasets with names > `after`, ordered by name."""
+
+    @abstractmethod
+    def count_datasets(self) -> int:
+        """Return the number of datasets."""
+
+    @abstractmethod
+    def delete_dataset(self, name: str) -> None:
+        """Delete a dataset; DatasetNotFound, DatasetInUse if an active job trains on it."""
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_job(
+        self,
+        job_id: str,
+        model: str,
+        dataset: str | None,
+        config: JSONObject,
+        owner: str,
+        progress: JSONObject,
+        data: Arrays | None = None,
+    ) -> JobRecord:
+        """Store a new ``queued`` job at the model's current version, owned by `owner`.
+
+        `data` holds the job's own arrays (inline training data). ModelNotFound; ModelBusy if
+        another job is active on the model. Appends event 1 (``state``).
+        """
+
+    @abstractmethod
+    def active_job(self, model: str) -> str | None:
+        """The id of the queued or running job of `model`, if any (a cheap read)."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> JobRecord:
+        """Return the job; JobNotFound."""
+
+    @abstractmethod
+    def list_jobs(
+        self, limit: int, before: str | None = None, model: str | None = None
+    ) -> builtins.list[JobRecord]:
+        """Return at most `limit` jobs with ids < `before`, newest (largest id) first."""
+
+    @abstractmethod
+    def count_jobs(self, model: str | None = None) -> int:
+        """Return the number of jobs (of `model` if given)."""
+
+    @abstractmethod
+    def job_data(self, job_id: str) -> dict[str, NDArray[Any]] | None:
+        """Return the job's own arrays, None if it trains on a dataset; JobNotFound."""
+
+    @abstractmethod
+    def start_job(self, job_id: str, owner: str) -> JobRecord:
+        """``queued`` -> ``running`` for its owner; JobStateConflict, JobLost."""
+
+    @abstractmethod
+    def checkpoint(
+        self,
+        job_id: str,
+        owner: str,
+        arrays: Arrays,
+        reason: str,
+        progress: JSONObject,
+        checkpoint: JSONObject,
+        history: JSONObject | None = None,
+    ) -> tuple[JobRecord, ModelRecord]:
+        """Atomically commit `arrays` as the model's next version and save the job's position.
+
+        The model must still be at the job's ``version`` (VersionConflict otherwise) and the
+        job running for `owner` (JobLost). With `history`, appends an entry to the model's
+        history. Appends a ``progress`` event. Durable when it returns.
+        """
+
+    @abstractmethod
+    def finish_job(
+        self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
+    ) -> JobRecord:
+        """``running`` -> `state` (succeeded, failed or cancelled) for its owner; JobLost."""
+
+    @abstractmethod
+    def cancel_job(self, job_id: str) -> JobRecord:
+        """Cancel: ``queued`` and ``interrupted`` jobs become ``cancelled`` at once; a running
+        job gets ``cancel_requested``; cancelling a cancelled job changes nothing.
+        JobStateConflict for succeeded and failed jobs."""
+
+    @abstractmethod
+    def resume_job(self, job_id: str, owner: str) -> JobRecord:
+        """``interrupted`` or ``cancelled`` -> ``queued``, now owned by `owner`.
+
+        JobStateConflict; ModelNotFound; ModelBusy if another job is active on the model;
+        ModelChanged if the model is no longer at the job's version.
+        """
+
+    @abstractmethod
+    def interrupt_jobs(
+        self, *, owner: str | None = None, stale_before: datetime | None = None
+    ) -> builtins.list[JobRecord]:
+        """Mark active jobs ``interrupted`` (``cancelled`` if a cancel was requested): those
+        of `owner`, or those whose heartbeat is older than `stale_before`. Returns them."""
+
+    @abstractmethod
+    def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
+        """Refresh the heartbeat of the active jobs `owner` runs, with their live `progress`
+        where given; returns those jobs as updated."""
+
+    @abstractmethod
+    def job_events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
+        """Return the job's events numbered above `after`, in order; JobNotFound."""
+
+    @abstractmethod
+    def history(
+        self, model: str, limit: int, after: int | None = None
+    ) -> builtins.list[HistoryEntry]:
+        """Return at most `limit` history entries of the model numbered above `after`, oldest
+        first; ModelNotFound."""

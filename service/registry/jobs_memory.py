@@ -1,0 +1,471 @@
+"""Datasets and jobs of the in-process registry: dicts under the registry's one lock.
+
+JSON fields are kept as text and arrays as encoded bundles, as the persistent backends keep
+them, so that what goes in is checked the same way and what comes out is a fresh copy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from numpy.typing import NDArray
+
+from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .errors import (
+    DatasetExists,
+    DatasetInUse,
+    DatasetNotFound,
+    JobLost,
+    JobNotFound,
+    JobStateConflict,
+    ModelBusy,
+    ModelChanged,
+)
+from .jobs import (
+    ACTIVE,
+    RESUMABLE,
+    DatasetRecord,
+    EventKind,
+    HistoryEntry,
+    JobEvent,
+    JobRecord,
+    JobState,
+    JobStorage,
+    JSONObject,
+    digest,
+    event_data,
+    timestamp,
+)
+
+if TYPE_CHECKING:
+    from .base import Arrays, ModelRecord
+
+
+@dataclass
+class _Dataset:
+    record: DatasetRecord
+    info: str
+    blob: bytes
+
+
+@dataclass
+class _Job:
+    id: str
+    model: str
+    dataset: str | None
+    state: JobState
+    config: str
+    progress: str
+    checkpoint: str | None
+    version: int
+    owner: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    heartbeat_at: float | None
+    data: bytes | None
+    cancel_requested: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    events: list[tuple[EventKind, str, float]] = field(default_factory=list)
+
+    def record(self) -> JobRecord:
+        created = timestamp(self.created_at)
+        updated = timestamp(self.updated_at)
+        assert created is not None and updated is not None
+        return JobRecord(
+            id=self.id,
+            model=self.model,
+            dataset=self.dataset,
+            state=self.state,
+            config=decode_spec(self.config),
+            progress=decode_spec(self.progress),
+            checkpoint=None if self.checkpoint is None else decode_spec(self.checkpoint),
+            version=self.version,
+            owner=self.owner,
+            cancel_requested=self.cancel_requested,
+            error=self.error,
+            last_event=len(self.events),
+            created_at=created,
+            updated_at=updated,
+            started_at=timestamp(self.started_at),
+            finished_at=timestamp(self.finished_at),
+            heartbeat_at=timestamp(self.heartbeat_at),
+        )
+
+    def event(self, kind: EventKind, now: float) -> None:
+        # The event's data is the job after the change: build the record with it counted.
+        self.events.append((kind, "", now))
+        self.events[-1] = (kind, encode_spec(event_data(self.record())), now)
+
+
+class MemoryJobs(JobStorage):
+    """The job storage of :class:`~service.registry.memory.MemoryRegistry`."""
+
+    _lock: threading.Lock
+
+    def _init_jobs(self) -> None:
+        self._datasets: dict[str, _Dataset] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._history: dict[str, list[HistoryEntry]] = {}
+
+    def _clear_jobs(self) -> None:
+        self._datasets.clear()
+        self._jobs.clear()
+        self._history.clear()
+
+    # Hooks of the registry; callers hold self._lock.
+    @abstractmethod
+    def _check_open(self) -> None: ...
+
+    @abstractmethod
+    def _model_version(self, name: str) -> int:
+        """The model's current version; ModelNotFound."""
+
+    @abstractmethod
+    def _commit_locked(
+        self, name: str, blob: bytes, expected_version: int, reason: str
+    ) -> ModelRecord:
+        """The compare-and-swap of ``commit`` on an encoded bundle."""
+
+    def _job(self, job_id: str) -> _Job:
+        self._check_open()
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def _active_job(self, model: str) -> str | None:
+        for job in self._jobs.values():
+            if job.model == model and job.state in ACTIVE:
+                return job.id
+        return None
+
+    def _refuse_if_busy(self, model: str) -> None:
+        """ModelBusy if a job is active on `model`; callers hold the lock."""
+        active = self._active_job(model)
+        if active is not None:
+            raise ModelBusy(model, active)
+
+    def _drop_history(self, model: str) -> None:
+        self._history.pop(model, None)
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def create_dataset(self, name: str, info: JSONObject, arrays: Arrays) -> DatasetRecord:
+        """Store a dataset; DatasetExists."""
+        info_text, blob = encode_spec(info), encode_arrays(arrays)
+        with self._lock:
+            self._check_open()
+            if name in self._datasets:
+                raise DatasetExists(name)
+            created = timestamp(time.time())
+            assert created is not None
+            record = DatasetRecord(name, decode_spec(info_text), len(blob), digest(blob), created)
+            self._datasets[name] = _Dataset(record, info_text, blob)
+            return self._dataset_record(self._datasets[name])
+
+    @staticmethod
+    def _dataset_record(stored: _Dataset) -> DatasetRecord:
+        r = stored.record
+        return DatasetRecord(r.name, decode_spec(stored.info), r.size_bytes, r.digest, r.created_at)
+
+    def _dataset(self, name: str) -> _Dataset:
+        self._check_open()
+        stored = self._datasets.get(name)
+        if stored is None:
+            raise DatasetNotFound(name)
+        return stored
+
+    def get_dataset(self, name: str) -> DatasetRecord:
+        """Return the dataset's record; DatasetNotFound."""
+        with self._lock:
+            return self._dataset_record(self._dataset(name))
+
+    def dataset_arrays(self, name: str) -> tuple[DatasetRecord, dict[str, NDArray[Any]]]:
+        """Return the dataset's record and arrays; DatasetNotFound."""
+        with self._lock:
+            stored = self._dataset(name)
+            record = self._dataset_record(stored)
+        return record, decode_arrays(stored.blob)
+
+    def list_datasets(self, limit: int, after: str | None = None) -> builtins.list[DatasetRecord]:
+        """Return at most `limit` datasets with names > `after`, ordered by name."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with self._lock:
+            self._check_open()
+            names = sorted(n for n in self._datasets if after is None or n > after)[:limit]
+            return [self._dataset_record(self._datasets[n]) for n in names]
+
+    def count_datasets(self) -> int:
+        """Return the number of datasets."""
+        with self._lock:
+            self._check_open()
+            return len(self._datasets)
+
+    def delete_dataset(self, name: str) -> None:
+        """Delete a dataset; DatasetNotFound, DatasetInUse."""
+        with self._lock:
+            self._dataset(name)
+            for job in self._jobs.values():
+                if job.dataset == name and job.state in ACTIVE:
+                    raise DatasetInUse(name, job.id)
+            del self._datasets[name]
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        job_id: str,
+        model: str,
+        dataset: str | None,
+        config: JSONObject,
+        owner: str,
+        progress: JSONObject,
+        data: Arrays | None = None,
+    ) -> JobRecord:
+        """Store a new queued job; ModelNotFound, ModelBusy."""
+        config_text, progress_text = encode_spec(config), encode_spec(progress)
+        blob = None if data is None else encode_arrays(data)
+        with self._lock:
+            self._check_open()
+            version = self._model_version(model)
+            self._refuse_if_busy(model)
+            if job_id in self._jobs:
+                raise ValueError(f"job id {job_id!r} is taken")
+            now = time.time()
+            job = _Job(
+                id=job_id,
+                model=model,
+                dataset=dataset,
+                state="queued",
+                config=config_text,
+                progress=progress_text,
+                checkpoint=None,
+                version=version,
+                owner=owner,
+                error=None,
+                created_at=now,
+                updated_at=now,
+                heartbeat_at=now,
+                data=blob,
+            )
+            job.event("state", now)
+            self._jobs[job_id] = job
+            return job.record()
+
+    def active_job(self, model: str) -> str | None:
+        """The id of the model's queued or running job, if any."""
+        with self._lock:
+            self._check_open()
+            return self._active_job(model)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """Return the job; JobNotFound."""
+        with self._lock:
+            return self._job(job_id).record()
+
+    def list_jobs(
+        self, limit: int, before: str | None = None, model: str | None = None
+    ) -> builtins.list[JobRecord]:
+        """Return at most `limit` jobs with ids < `before`, newest first."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with self._lock:
+            self._check_open()
+            ids = sorted(
+                (
+                    j.id
+                    for j in self._jobs.values()
+                    if (before is None or j.id < before) and (model is None or j.model == model)
+                ),
+                reverse=True,
+            )[:limit]
+            return [self._jobs[i].record() for i in ids]
+
+    def count_jobs(self, model: str | None = None) -> int:
+        """Return the number of jobs (of `model` if given)."""
+        with self._lock:
+            self._check_open()
+            return sum(1 for j in self._jobs.values() if model is None or j.model == model)
+
+    def job_data(self, job_id: str) -> dict[str, NDArray[Any]] | None:
+        """Return the job's own arrays or None; JobNotFound."""
+        with self._lock:
+            blob = self._job(job_id).data
+        return None if blob is None else decode_arrays(blob)
+
+    def _owned(self, job_id: str, owner: str, states: tuple[JobState, ...]) -> _Job:
+        job = self._job(job_id)
+        if job.owner != owner or job.state not in states:
+            raise JobLost(job_id, owner)
+        return job
+
+    def start_job(self, job_id: str, owner: str) -> JobRecord:
+        """queued -> running; JobStateConflict, JobLost."""
+        with self._lock:
+            job = self._job(job_id)
+            if job.state != "queued":
+                raise JobStateConflict(job_id, job.state, "start")
+            job = self._owned(job_id, owner, ("queued",))
+            now = time.time()
+            job.state = "running"
+            job.started_at = job.started_at or now
+            job.updated_at = job.heartbeat_at = now
+            job.event("state", now)
+            return job.record()
+
+    def checkpoint(
+        self,
+        job_id: str,
+        owner: str,
+        arrays: Arrays,
+        reason: str,
+        progress: JSONObject,
+        checkpoint: JSONObject,
+        history: JSONObject | None = None,
+    ) -> tuple[JobRecord, ModelRecord]:
+        """Commit the next model version and the job's position together."""
+        blob = encode_arrays(arrays)
+        progress_text, checkpoint_text = encode_spec(progress), encode_spec(checkpoint)
+        history_data = None if history is None else decode_spec(encode_spec(history))
+        with self._lock:
+            job = self._owned(job_id, owner, ("running",))
+            model = self._commit_locked(job.model, blob, job.version, reason)
+            now = time.time()
+            job.version = model.version
+            job.progress, job.checkpoint = progress_text, checkpoint_text
+            job.updated_at = job.heartbeat_at = now
+            job.event("progress", now)
+            if history_data is not None:
+                entries = self._history.setdefault(job.model, [])
+                created = timestamp(now)
+                assert created is not None
+                entries.append(
+                    HistoryEntry(
+                        job.model, len(entries) + 1, job.id, model.version, history_data, created
+                    )
+                )
+            return job.record(), model
+
+    def finish_job(
+        self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
+    ) -> JobRecord:
+        """running -> succeeded, failed or cancelled; JobLost."""
+        if state not in ("succeeded", "failed", "cancelled"):
+            raise ValueError(f"a job cannot finish as {state!r}")
+        progress_text = encode_spec(progress)
+        with self._lock:
+            job = self._owned(job_id, owner, ("running",))
+            now = time.time()
+            job.state, job.progress, job.error = state, progress_text, error
+            job.updated_at = job.finished_at = now
+            job.event("end", now)
+            return job.record()
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        """Cancel now (queued, interrupted) or at the next step (running)."""
+        with self._lock:
+            job = self._job(job_id)
+            now = time.time()
+            if job.state in ("queued", "interrupted"):
+                job.state = "cancelled"
+                job.updated_at = job.finished_at = now
+                job.event("end", now)
+            elif job.state == "running":
+                job.cancel_requested = True
+                job.updated_at = now
+            elif job.state != "cancelled":
+                raise JobStateConflict(job_id, job.state, "be cancelled")
+            return job.record()
+
+    def resume_job(self, job_id: str, owner: str) -> JobRecord:
+        """interrupted or cancelled -> queued; JobStateConflict, ModelBusy, ModelChanged."""
+        with self._lock:
+            job = self._job(job_id)
+            if job.state not in RESUMABLE:
+                raise JobStateConflict(job_id, job.state, "be resumed")
+            current = self._model_version(job.model)
+            self._refuse_if_busy(job.model)
+            if current != job.version:
+                raise ModelChanged(job.model, job_id, job.version, current)
+            now = time.time()
+            job.state, job.owner, job.error = "queued", owner, None
+            job.cancel_requested = False
+            job.finished_at = None
+            job.updated_at = job.heartbeat_at = now
+            job.event("state", now)
+            return job.record()
+
+    def interrupt_jobs(
+        self, *, owner: str | None = None, stale_before: datetime | None = None
+    ) -> builtins.list[JobRecord]:
+        """Mark the active jobs of `owner`, or with a stale heartbeat, interrupted."""
+        limit = None if stale_before is None else stale_before.timestamp()
+        out: builtins.list[JobRecord] = []
+        with self._lock:
+            self._check_open()
+            now = time.time()
+            for job in self._jobs.values():
+                if job.state not in ACTIVE:
+                    continue
+                mine = owner is not None and job.owner == owner
+                stale = limit is not None and (job.heartbeat_at or 0.0) < limit
+                if not (mine or stale):
+                    continue
+                job.state = "cancelled" if job.cancel_requested else "interrupted"
+                job.updated_at = job.finished_at = now
+                job.event("end", now)
+                out.append(job.record())
+        return out
+
+    def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
+        """Refresh the heartbeat (and live progress) of `owner`'s active jobs."""
+        texts = {job_id: encode_spec(p) for job_id, p in progress.items()}
+        out: builtins.list[JobRecord] = []
+        with self._lock:
+            self._check_open()
+            now = time.time()
+            for job in self._jobs.values():
+                if job.owner == owner and job.state in ACTIVE:
+                    job.heartbeat_at = now
+                    if job.id in texts:
+                        job.progress = texts[job.id]
+                    out.append(job.record())
+        return out
+
+    def job_events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
+        """Return the job's events numbered above `after`."""
+        with self._lock:
+            events = self._job(job_id).events[max(after, 0) :]
+        out: builtins.list[JobEvent] = []
+        for seq, (kind, text, at) in enumerate(events, start=max(after, 0) + 1):
+            created = timestamp(at)
+            assert created is not None
+            out.append(JobEvent(seq, kind, decode_spec(text), created))
+        return out
+
+    def history(
+        self, model: str, limit: int, after: int | None = None
+    ) -> builtins.list[HistoryEntry]:
+        """Return at most `limit` entries of the model's history numbered above `after`."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with self._lock:
+            self._model_version(model)
+            entries = self._history.get(model, [])
+            start = 0 if after is None else max(after, 0)
+            return [
+                HistoryEntry(
+                    e.model, e.seq, e.job, e.version, decode_spec(encode_spec(e.data)), e.created_at
+                )
+                for e in entries[start : start + limit]
+            ]

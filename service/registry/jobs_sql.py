@@ -1,0 +1,542 @@
+"""Datasets and jobs in SQL, shared by the SQLite and PostgreSQL backends.
+
+The statements are written once, with ``%s`` placeholders (the SQLite backend's transaction
+turns them into ``?``). Times are seconds since the epoch (REAL / DOUBLE PRECISION), JSON
+objects are text, arrays the codec's bundles. Every transaction that touches both a model and
+its job locks the model's row first (PostgreSQL), so two of them cannot deadlock; SQLite
+serialises writers on the file.
+
+Tables (created by the backends' migrations)::
+
+    datasets   (name PK, info, size_bytes, digest, created_at, arrays)
+    jobs       (id PK, model, dataset, state, config, progress, checkpoint, version, owner,
+                cancel_requested, error, last_event, created_at, updated_at, started_at,
+                finished_at, heartbeat_at, data)  -- unique index: one active job per model
+    job_events (job, seq, kind, data, created_at)           PK (job, seq)
+    history    (model -> models ON DELETE CASCADE, seq, job, version, data, created_at)
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+
+from numpy.typing import NDArray
+
+from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .errors import (
+    DatasetExists,
+    DatasetInUse,
+    DatasetNotFound,
+    JobLost,
+    JobNotFound,
+    JobStateConflict,
+    ModelBusy,
+    ModelChanged,
+    ModelNotFound,
+    RegistryError,
+    VersionConflict,
+)
+from .jobs import (
+    RESUMABLE,
+    DatasetRecord,
+    EventKind,
+    HistoryEntry,
+    JobEvent,
+    JobRecord,
+    JobState,
+    JobStorage,
+    JSONObject,
+    digest,
+    event_data,
+    timestamp,
+)
+
+if TYPE_CHECKING:
+    from .base import Arrays, ModelRecord
+
+ACTIVE_SQL = "('queued', 'running')"
+MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
+JOB_COLUMNS = (
+    "id, model, dataset, state, config, progress, checkpoint, version, owner, cancel_requested,"
+    " error, last_event, created_at, updated_at, started_at, finished_at, heartbeat_at"
+)
+DATASET_COLUMNS = "name, info, size_bytes, digest, created_at"
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """One transaction of a backend."""
+
+    def rows(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
+        """Run a statement with ``%s`` placeholders; its rows (none for a write)."""
+        ...
+
+
+def _job(row: Row) -> JobRecord:
+    created, updated = timestamp(row[12]), timestamp(row[13])
+    assert created is not None and updated is not None
+    return JobRecord(
+        id=row[0],
+        model=row[1],
+        dataset=row[2],
+        state=cast(JobState, row[3]),
+        config=decode_spec(row[4]),
+        progress=decode_spec(row[5]),
+        checkpoint=None if row[6] is None else decode_spec(row[6]),
+        version=row[7],
+        owner=row[8],
+        cancel_requested=bool(row[9]),
+        error=row[10],
+        last_event=row[11],
+        created_at=created,
+        updated_at=updated,
+        started_at=timestamp(row[14]),
+        finished_at=timestamp(row[15]),
+        heartbeat_at=timestamp(row[16]),
+    )
+
+
+def _dataset(row: Row) -> DatasetRecord:
+    created = timestamp(row[4])
+    assert created is not None
+    return DatasetRecord(row[0], decode_spec(row[1]), row[2], row[3], created)
+
+
+class SqlJobs(JobStorage):
+    """The job storage of the SQL backends, on their transactions."""
+
+    #: Appended to a SELECT that must lock the rows it reads until the transaction ends.
+    FOR_UPDATE: ClassVar[str] = ""
+    keep_versions: int
+
+    @abstractmethod
+    def _tx(self, write: bool) -> AbstractContextManager[Tx]:
+        """A transaction, committed if the block succeeds; driver errors mapped."""
+
+    @abstractmethod
+    def _model_timestamp(self, moment: datetime) -> Any:
+        """`moment` as the backend stores the models' and versions' times."""
+
+    @abstractmethod
+    def _model_record(self, row: Row) -> ModelRecord:
+        """A ModelRecord from a row of MODEL_COLUMNS."""
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _lock_model(self, tx: Tx, name: str) -> int:
+        rows = tx.rows(f"SELECT version FROM models WHERE name = %s{self.FOR_UPDATE}", (name,))
+        if not rows:
+            raise ModelNotFound(name)
+        version: int = rows[0][0]
+        return version
+
+    def _refuse_if_busy(self, tx: Tx, model: str) -> None:
+        """ModelBusy if a job is active on `model`."""
+        rows = tx.rows(f"SELECT id FROM jobs WHERE model = %s AND state IN {ACTIVE_SQL}", (model,))
+        if rows:
+            raise ModelBusy(model, rows[0][0])
+
+    def _read_job(self, tx: Tx, job_id: str, lock: bool = False) -> JobRecord:
+        suffix = self.FOR_UPDATE if lock else ""
+        rows = tx.rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s{suffix}", (job_id,))
+        if not rows:
+            raise JobNotFound(job_id)
+        return _job(rows[0])
+
+    def _change(
+        self, tx: Tx, job_id: str, sets: Mapping[str, Any], kind: EventKind | None, now: float
+    ) -> JobRecord:
+        """Update the job's columns (names are ours, never a caller's) and append an event."""
+        assignments = [f"{column} = %s" for column in sets]
+        assignments.append("updated_at = %s")
+        if kind is not None:
+            assignments.append("last_event = last_event + 1")
+        tx.rows(
+            f"UPDATE jobs SET {', '.join(assignments)} WHERE id = %s",
+            (*sets.values(), now, job_id),
+        )
+        job = self._read_job(tx, job_id)
+        if kind is not None:
+            tx.rows(
+                "INSERT INTO job_events (job, seq, kind, data, created_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (job_id, job.last_event, kind, encode_spec(event_data(job)), now),
+            )
+        return job
+
+    def _commit_in(
+        self, tx: Tx, name: str, blob: bytes, expected_version: int, reason: str
+    ) -> ModelRecord:
+        """The compare-and-swap of ``commit``, inside `tx`, on an encoded bundle."""
+        current = self._lock_model(tx, name)
+        if current != expected_version:
+            raise VersionConflict(name, expected_version, current)
+        new = expected_version + 1
+        now = self._model_timestamp(datetime.now(UTC))
+        tx.rows(
+            "INSERT INTO versions (model, version, created_at, reason, arrays)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (name, new, now, reason, blob),
+        )
+        tx.rows("UPDATE models SET version = %s, updated_at = %s WHERE name = %s", (new, now, name))
+        tx.rows(
+            "DELETE FROM versions WHERE model = %s AND version <= %s",
+            (name, new - self.keep_versions),
+        )
+        rows = tx.rows(f"SELECT {MODEL_COLUMNS} FROM models WHERE name = %s", (name,))
+        return self._model_record(rows[0])
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def create_dataset(self, name: str, info: JSONObject, arrays: Arrays) -> DatasetRecord:
+        """Store a dataset; DatasetExists."""
+        info_text, blob, now = encode_spec(info), encode_arrays(arrays), time.time()
+        with self._tx(write=True) as tx:
+            if tx.rows(f"SELECT 1 FROM datasets WHERE name = %s{self.FOR_UPDATE}", (name,)):
+                raise DatasetExists(name)
+            tx.rows(
+                f"INSERT INTO datasets ({DATASET_COLUMNS}, arrays) VALUES (%s, %s, %s, %s, %s, %s)",
+                (name, info_text, len(blob), digest(blob), now, blob),
+            )
+        return _dataset((name, info_text, len(blob), digest(blob), now))
+
+    def get_dataset(self, name: str) -> DatasetRecord:
+        """Return the dataset's record; DatasetNotFound."""
+        with self._tx(write=False) as tx:
+            rows = tx.rows(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE name = %s", (name,))
+        if not rows:
+            raise DatasetNotFound(name)
+        return _dataset(rows[0])
+
+    def dataset_arrays(self, name: str) -> tuple[DatasetRecord, dict[str, NDArray[Any]]]:
+        """Return the dataset's record and arrays; DatasetNotFound."""
+        with self._tx(write=False) as tx:
+            rows = tx.rows(
+                f"SELECT {DATASET_COLUMNS}, arrays FROM datasets WHERE name = %s",
+                (name,),
+                binary=True,
+            )
+        if not rows:
+            raise DatasetNotFound(name)
+        try:
+            arrays = decode_arrays(rows[0][5])
+        except ValueError as exc:
+            raise RegistryError(f"stored arrays of dataset {name!r}: {exc}") from exc
+        return _dataset(rows[0]), arrays
+
+    def list_datasets(self, limit: int, after: str | None = None) -> builtins.list[DatasetRecord]:
+        """Return at most `limit` datasets with names > `after`, ordered by name."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        where, params = ("WHERE name > %s ", [after]) if after is not None else ("", [])
+        with self._tx(write=False) as tx:
+            rows = tx.rows(
+                f"SELECT {DATASET_COLUMNS} FROM datasets {where}ORDER BY name LIMIT %s",
+                (*params, limit),
+            )
+        return [_dataset(row) for row in rows]
+
+    def count_datasets(self) -> int:
+        """Return the number of datasets."""
+        with self._tx(write=False) as tx:
+            count: int = tx.rows("SELECT count(*) FROM datasets")[0][0]
+        return count
+
+    def delete_dataset(self, name: str) -> None:
+        """Delete a dataset; DatasetNotFound, DatasetInUse."""
+        with self._tx(write=True) as tx:
+            if not tx.rows(f"SELECT 1 FROM datasets WHERE name = %s{self.FOR_UPDATE}", (name,)):
+                raise DatasetNotFound(name)
+            users = tx.rows(
+                f"SELECT id FROM jobs WHERE dataset = %s AND state IN {ACTIVE_SQL}", (name,)
+            )
+            if users:
+                raise DatasetInUse(name, users[0][0])
+            tx.rows("DELETE FROM datasets WHERE name = %s", (name,))
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        job_id: str,
+        model: str,
+        dataset: str | None,
+        config: JSONObject,
+        owner: str,
+        progress: JSONObject,
+        data: Arrays | None = None,
+    ) -> JobRecord:
+        """Store a new queued job; ModelNotFound, ModelBusy."""
+        config_text, progress_text = encode_spec(config), encode_spec(progress)
+        blob = None if data is None else encode_arrays(data)
+        now = time.time()
+        with self._tx(write=True) as tx:
+            version = self._lock_model(tx, model)
+            self._refuse_if_busy(tx, model)
+            tx.rows(
+                "INSERT INTO jobs (id, model, dataset, state, config, progress, version, owner,"
+                " cancel_requested, last_event, created_at, updated_at, heartbeat_at, data)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, 0, 0, %s, %s, %s, %s)",
+                (
+                    job_id,
+                    model,
+                    dataset,
+                    config_text,
+                    progress_text,
+                    version,
+                    owner,
+                    now,
+                    now,
+                    now,
+                    blob,
+                ),
+            )
+            return self._change(tx, job_id, {}, "state", now)
+
+    def active_job(self, model: str) -> str | None:
+        """The id of the model's queued or running job, if any."""
+        with self._tx(write=False) as tx:
+            rows = tx.rows(
+                f"SELECT id FROM jobs WHERE model = %s AND state IN {ACTIVE_SQL}", (model,)
+            )
+        return rows[0][0] if rows else None
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """Return the job; JobNotFound."""
+        with self._tx(write=False) as tx:
+            return self._read_job(tx, job_id)
+
+    def list_jobs(
+        self, limit: int, before: str | None = None, model: str | None = None
+    ) -> builtins.list[JobRecord]:
+        """Return at most `limit` jobs with ids < `before`, newest first."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        conditions: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if before is not None:
+            conditions.append("id < %s")
+            params.append(before)
+        if model is not None:
+            conditions.append("model = %s")
+            params.append(model)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        with self._tx(write=False) as tx:
+            rows = tx.rows(
+                f"SELECT {JOB_COLUMNS} FROM jobs {where}ORDER BY id DESC LIMIT %s",
+                (*params, limit),
+            )
+        return [_job(row) for row in rows]
+
+    def count_jobs(self, model: str | None = None) -> int:
+        """Return the number of jobs (of `model` if given)."""
+        with self._tx(write=False) as tx:
+            if model is None:
+                rows = tx.rows("SELECT count(*) FROM jobs")
+            else:
+                rows = tx.rows("SELECT count(*) FROM jobs WHERE model = %s", (model,))
+        count: int = rows[0][0]
+        return count
+
+    def job_data(self, job_id: str) -> dict[str, NDArray[Any]] | None:
+        """Return the job's own arrays or None; JobNotFound."""
+        with self._tx(write=False) as tx:
+            rows = tx.rows("SELECT data FROM jobs WHERE id = %s", (job_id,), binary=True)
+        if not rows:
+            raise JobNotFound(job_id)
+        return None if rows[0][0] is None else decode_arrays(rows[0][0])
+
+    def _owned(self, tx: Tx, job_id: str, owner: str, state: JobState) -> JobRecord:
+        job = self._read_job(tx, job_id, lock=True)
+        if job.owner != owner or job.state != state:
+            raise JobLost(job_id, owner)
+        return job
+
+    def start_job(self, job_id: str, owner: str) -> JobRecord:
+        """queued -> running; JobStateConflict, JobLost."""
+        now = time.time()
+        with self._tx(write=True) as tx:
+            job = self._read_job(tx, job_id, lock=True)
+            if job.state != "queued":
+                raise JobStateConflict(job_id, job.state, "start")
+            self._owned(tx, job_id, owner, "queued")
+            sets: dict[str, Any] = {"state": "running", "heartbeat_at": now}
+            if job.started_at is None:
+                sets["started_at"] = now
+            return self._change(tx, job_id, sets, "state", now)
+
+    def checkpoint(
+        self,
+        job_id: str,
+        owner: str,
+        arrays: Arrays,
+        reason: str,
+        progress: JSONObject,
+        checkpoint: JSONObject,
+        history: JSONObject | None = None,
+    ) -> tuple[JobRecord, ModelRecord]:
+        """Commit the next model version and the job's position together."""
+        blob = encode_arrays(arrays)
+        progress_text, checkpoint_text = encode_spec(progress), encode_spec(checkpoint)
+        history_text = None if history is None else encode_spec(history)
+        with self._tx(write=True) as tx:
+            model_name = self._read_job(tx, job_id).model
+            self._lock_model(tx, model_name)  # the model's row first, then the job's
+            job = self._owned(tx, job_id, owner, "running")
+            record = self._commit_in(tx, job.model, blob, job.version, reason)
+            now = time.time()
+            if history_text is not None:
+                (seq,) = tx.rows(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM history WHERE model = %s",
+                    (job.model,),
+                )[0]
+                tx.rows(
+                    "INSERT INTO history (model, seq, job, version, data, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (job.model, seq, job_id, record.version, history_text, now),
+                )
+            sets = {
+                "version": record.version,
+                "progress": progress_text,
+                "checkpoint": checkpoint_text,
+                "heartbeat_at": now,
+            }
+            return self._change(tx, job_id, sets, "progress", now), record
+
+    def finish_job(
+        self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
+    ) -> JobRecord:
+        """running -> succeeded, failed or cancelled; JobLost."""
+        if state not in ("succeeded", "failed", "cancelled"):
+            raise ValueError(f"a job cannot finish as {state!r}")
+        progress_text, now = encode_spec(progress), time.time()
+        with self._tx(write=True) as tx:
+            self._owned(tx, job_id, owner, "running")
+            sets = {"state": state, "progress": progress_text, "error": error, "finished_at": now}
+            return self._change(tx, job_id, sets, "end", now)
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        """Cancel now (queued, interrupted) or at the next step (running)."""
+        now = time.time()
+        with self._tx(write=True) as tx:
+            job = self._read_job(tx, job_id, lock=True)
+            if job.state in ("queued", "interrupted"):
+                sets = {"state": "cancelled", "finished_at": now}
+                return self._change(tx, job_id, sets, "end", now)
+            if job.state == "running":
+                return self._change(tx, job_id, {"cancel_requested": 1}, None, now)
+            if job.state == "cancelled":
+                return job
+            raise JobStateConflict(job_id, job.state, "be cancelled")
+
+    def resume_job(self, job_id: str, owner: str) -> JobRecord:
+        """interrupted or cancelled -> queued; JobStateConflict, ModelBusy, ModelChanged."""
+        now = time.time()
+        with self._tx(write=True) as tx:
+            model = self._read_job(tx, job_id).model
+            current = self._lock_model(tx, model)
+            job = self._read_job(tx, job_id, lock=True)
+            if job.state not in RESUMABLE:
+                raise JobStateConflict(job_id, job.state, "be resumed")
+            self._refuse_if_busy(tx, model)
+            if current != job.version:
+                raise ModelChanged(model, job_id, job.version, current)
+            sets: dict[str, Any] = {
+                "state": "queued",
+                "owner": owner,
+                "error": None,
+                "cancel_requested": 0,
+                "finished_at": None,
+                "heartbeat_at": now,
+            }
+            return self._change(tx, job_id, sets, "state", now)
+
+    def interrupt_jobs(
+        self, *, owner: str | None = None, stale_before: datetime | None = None
+    ) -> builtins.list[JobRecord]:
+        """Mark the active jobs of `owner`, or with a stale heartbeat, interrupted."""
+        conditions: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if owner is not None:
+            conditions.append("owner = %s")
+            params.append(owner)
+        if stale_before is not None:
+            conditions.append("coalesce(heartbeat_at, 0) < %s")
+            params.append(stale_before.timestamp())
+        if not conditions:
+            return []
+        now = time.time()
+        out: builtins.list[JobRecord] = []
+        with self._tx(write=True) as tx:
+            rows = tx.rows(
+                f"SELECT id, cancel_requested FROM jobs WHERE state IN {ACTIVE_SQL}"
+                f" AND ({' OR '.join(conditions)}) ORDER BY id{self.FOR_UPDATE}",
+                params,
+            )
+            for job_id, cancel in rows:
+                state = "cancelled" if cancel else "interrupted"
+                sets = {"state": state, "finished_at": now}
+                out.append(self._change(tx, job_id, sets, "end", now))
+        return out
+
+    def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
+        """Refresh the heartbeat (and live progress) of `owner`'s active jobs."""
+        now = time.time()
+        out: builtins.list[JobRecord] = []
+        with self._tx(write=True) as tx:
+            rows = tx.rows(
+                f"SELECT id FROM jobs WHERE owner = %s AND state IN {ACTIVE_SQL}"
+                f" ORDER BY id{self.FOR_UPDATE}",
+                (owner,),
+            )
+            for (job_id,) in rows:
+                sets: dict[str, Any] = {"heartbeat_at": now}
+                if job_id in progress:
+                    sets["progress"] = encode_spec(progress[job_id])
+                out.append(self._change(tx, job_id, sets, None, now))
+        return out
+
+    def job_events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
+        """Return the job's events numbered above `after`."""
+        with self._tx(write=False) as tx:
+            if not tx.rows("SELECT 1 FROM jobs WHERE id = %s", (job_id,)):
+                raise JobNotFound(job_id)
+            rows = tx.rows(
+                "SELECT seq, kind, data, created_at FROM job_events WHERE job = %s AND seq > %s"
+                " ORDER BY seq",
+                (job_id, after),
+            )
+        out: builtins.list[JobEvent] = []
+        for seq, kind, data, at in rows:
+            created = timestamp(at)
+            assert created is not None
+            out.append(JobEvent(seq, kind, decode_spec(data), created))
+        return out
+
+    def history(
+        self, model: str, limit: int, after: int | None = None
+    ) -> builtins.list[HistoryEntry]:
+        """Return at most `limit` entries of the model's history numbered above `after`."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with self._tx(write=False) as tx:
+            if not tx.rows("SELECT 1 FROM models WHERE name = %s", (model,)):
+                raise ModelNotFound(model)
+            rows = tx.rows(
+                "SELECT model, seq, job, version, data, created_at FROM history"
+                " WHERE model = %s AND seq > %s ORDER BY seq LIMIT %s",
+                (model, after or 0, limit),
+            )
+        out: builtins.list[HistoryEntry] = []
+        for name, seq, job, version, data, at in rows:
+            created = timestamp(at)
+            assert created is not None
+            out.append(HistoryEntry(name, seq, job, version, decode_spec(data), created))
+        return out
