@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from service.api import convert, examples
-from service.api.deps import CheckedIfMatch, NamePath, NotationQuery, StoreDep, etag
+from service.api import binary, convert, examples
+from service.api.deps import (
+    CheckedIfMatch,
+    NamePath,
+    NotationQuery,
+    SettingsDep,
+    StoreDep,
+    etag,
+)
 from service.api.problems import problem_responses
 from service.api.schemas.compute import (
     ForwardRequest,
@@ -21,6 +28,104 @@ from service.core import forward
 
 router = APIRouter(prefix="/v1/models", tags=["compute"])
 
+TraceQuery = Annotated[
+    bool, Query(description="With an .npy or .npz body: also return every layer's net and out.")
+]
+DeltasQuery = Annotated[bool, Query(description="With an .npz body: also return dE/dnet.")]
+LearningRateQuery = Annotated[
+    float | None,
+    Query(gt=0, allow_inf_nan=False, description="With an .npz body: the step's learning rate."),
+]
+
+# The JSON routes document the binary bodies' query parameters (openapi_extra), so they check
+# them too: a query the spec forbids must not pass silently.
+HiddenTrace = Annotated[bool | None, Query(alias="trace", include_in_schema=False)]
+HiddenDeltas = Annotated[bool | None, Query(alias="deltas", include_in_schema=False)]
+HiddenRate = Annotated[
+    float | None, Query(alias="learning_rate", gt=0, allow_inf_nan=False, include_in_schema=False)
+]
+
+# Binary variants, chosen by Content-Type before the JSON routes below (see service.api.binary).
+
+
+@binary.post(
+    router,
+    "/{name}/forward",
+    binary.NPY,
+    response_model=ForwardResponse,
+    response_model_exclude_none=True,
+)
+async def forward_model_npy(
+    name: NamePath,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    response: Response,
+    trace: TraceQuery = False,
+    notation: NotationQuery = "layered",
+) -> ForwardResponse | Response:
+    as_npy = binary.wants_npy(request, trace=trace)
+    model = await store.load(name)
+    X = binary.inputs_npy(await request.body(), settings.max_batch_rows)
+    result = await store.compute(model.network, forward, model.network, model.params, X, data=X)
+    if as_npy:
+        return binary.npy_response(result[-1].out, etag(model.version))
+    response.headers.update(etag(model.version))
+    return ForwardResponse.model_construct(
+        model=name,
+        version=model.version,
+        outputs=convert.matrix(result[-1].out),
+        trace=convert.trace_out(model.network, result, notation) if trace else None,
+    )
+
+
+@binary.post(router, "/{name}/gradient", binary.NPZ, response_model_exclude_none=True)
+async def gradient_model_npz(
+    name: NamePath,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    response: Response,
+    deltas: DeltasQuery = False,
+    trace: TraceQuery = False,
+    notation: NotationQuery = "layered",
+) -> GradientResponse:
+    model = await store.load(name)
+    X, T = binary.batch_npz(await request.body(), settings.max_body_bytes, settings.max_batch_rows)
+    result = await store.gradient(model.network, model.params, X, T)
+    response.headers.update(etag(model.version))
+    return GradientResponse.model_construct(
+        model=name,
+        version=model.version,
+        loss=result.loss,
+        gradients=convert.parameters_out(result.gradients, notation),
+        deltas=convert.deltas_out(model.network, result.deltas, notation) if deltas else None,
+        trace=convert.trace_out(model.network, result.trace, notation) if trace else None,
+    )
+
+
+@binary.post(router, "/{name}/train-step", binary.NPZ)
+async def train_step_model_npz(
+    name: NamePath,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    expected: CheckedIfMatch,
+    response: Response,
+    learning_rate: LearningRateQuery = None,
+) -> TrainStepResponse:
+    X, T = binary.batch_npz(await request.body(), settings.max_body_bytes, settings.max_batch_rows)
+    outcome = await store.train_step(name, X, T, learning_rate, expected)
+    response.headers.update(etag(outcome.record.version))
+    return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)
+
+
+NPZ_BODY = binary.binary_body(
+    (binary.NPZ,),
+    "JSON, or for large batches an .npz file (`application/x-npz`) holding the arrays "
+    "`inputs` and `targets`, with the options as query parameters.",
+)
+
 
 @router.post(
     "/{name}/forward",
@@ -28,20 +133,35 @@ router = APIRouter(prefix="/v1/models", tags=["compute"])
     description="The outputs of the model's current version for a batch of inputs (rows x "
     "inputs), and with `trace` every layer's net input and output. With `?notation=named` the "
     "trace also lists every node n3.. by name.",
+    response_model=ForwardResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(400, 404, 413, 422),
+    responses={**problem_responses(400, 404, 413, 422), **binary.NPY_RESPONSES},
+    openapi_extra={
+        **binary.binary_body(
+            (binary.NPY,),
+            "JSON, or for large batches the inputs array as an .npy file "
+            "(`application/x-npy`; integers and floats, no pickle), with `trace` as a query "
+            "parameter.",
+        ),
+        "parameters": [binary.TRACE_PARAMETER],
+    },
 )
 async def forward_model(
     name: NamePath,
     body: Annotated[ForwardRequest, Body(openapi_examples=examples.FORWARD)],
     store: StoreDep,
+    request: Request,
     response: Response,
     notation: NotationQuery = "layered",
-) -> ForwardResponse:
+    _trace: HiddenTrace = None,
+) -> ForwardResponse | Response:
+    as_npy = binary.wants_npy(request, trace=body.trace)
     model = await store.load(name)
     trace = await store.compute(
         model.network, forward, model.network, model.params, body.inputs, data=body.inputs
     )
+    if as_npy:
+        return binary.npy_response(trace[-1].out, etag(model.version))
     response.headers.update(etag(model.version))
     return ForwardResponse.model_construct(
         model=name,
@@ -59,6 +179,10 @@ async def forward_model(
     "with `?notation=named` the seed's names (w1.., b1.., n3..).",
     response_model_exclude_none=True,
     responses=problem_responses(400, 404, 413, 422),
+    openapi_extra={
+        **NPZ_BODY,
+        "parameters": [binary.TRACE_PARAMETER, binary.DELTAS_PARAMETER],
+    },
 )
 async def gradient_model(
     name: NamePath,
@@ -66,6 +190,8 @@ async def gradient_model(
     store: StoreDep,
     response: Response,
     notation: NotationQuery = "layered",
+    _trace: HiddenTrace = None,
+    _deltas: HiddenDeltas = None,
 ) -> GradientResponse:
     model = await store.load(name)
     result = await store.gradient(model.network, model.params, body.inputs, body.targets)
@@ -89,7 +215,8 @@ async def gradient_model(
     "before the step. Concurrent steps on one model are serialised; none is lost. A step whose "
     "result would not be finite commits nothing and answers 422.",
     response_model_exclude_none=True,
-    responses=problem_responses(400, 404, 412, 413, 422),
+    responses=problem_responses(400, 404, 409, 412, 413, 422),
+    openapi_extra={**NPZ_BODY, "parameters": [binary.LEARNING_RATE_PARAMETER]},
 )
 async def train_step_model(
     name: NamePath,
@@ -97,6 +224,7 @@ async def train_step_model(
     store: StoreDep,
     expected: CheckedIfMatch,
     response: Response,
+    _learning_rate: HiddenRate = None,
 ) -> TrainStepResponse:
     outcome = await store.train_step(name, body.inputs, body.targets, body.learning_rate, expected)
     response.headers.update(etag(outcome.record.version))

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from service import specs
-from service.api import convert, examples
-from service.api.deps import CheckedIfMatch, NamePath, NotationQuery, StoreDep, etag
+from service.api import binary, convert, examples
+from service.api.deps import (
+    CheckedIfMatch,
+    NamePath,
+    NotationQuery,
+    SettingsDep,
+    StoreDep,
+    etag,
+)
 from service.api.problems import problem_responses
+from service.api.schemas.common import NAME_PATTERN
 from service.api.schemas.models import (
     ModelCreate,
     ModelList,
@@ -21,9 +30,10 @@ from service.api.schemas.models import (
     VersionList,
     VersionPublic,
 )
-from service.api.schemas.networks import InitSpec
-from service.core import initialize
+from service.api.schemas.networks import InitSpec, Loss
+from service.core import check_parameters, initialize
 from service.core.errors import CoreError
+from service.interop import archive, onnx_io
 from service.registry import ModelRecord
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -48,19 +58,100 @@ def public(record: ModelRecord) -> ModelPublic:
     )
 
 
+ImportName = Annotated[
+    str | None,
+    Query(
+        pattern=NAME_PATTERN,
+        max_length=64,
+        description="With an ONNX or .npz body only: the new model's name (default: the ONNX "
+        "graph's name, the archive's model name).",
+    ),
+]
+ImportLoss = Annotated[
+    Loss | None,
+    Query(
+        description="With an ONNX or .npz body only: the network's loss (ONNX has none). "
+        "Default: the file's (`backprop.loss` in ONNX metadata, the archive's network), else "
+        "cross_entropy for a softmax output and half_squared_error otherwise."
+    ),
+]
+
+
+@binary.post(
+    router,
+    "",
+    binary.ONNX,
+    binary.NPZ,
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelPublic,
+)
+async def import_model(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    response: Response,
+    name: ImportName = None,
+    loss: ImportLoss = None,
+) -> ModelPublic:
+    content = await request.body()
+    if binary.media_type(request.headers.get("content-type")) == binary.ONNX:
+        imported = onnx_io.from_onnx(content)
+        fields: dict[str, Any] = {
+            "name": imported.name,
+            "network": imported.network(loss or imported.loss or onnx_io.default_loss(imported)),
+        }
+        pairs = imported.params
+    else:
+        fields, pairs = archive.from_npz(content, settings.max_body_bytes)
+        if loss is not None and isinstance(fields.get("network"), dict):
+            fields["network"] = {**fields["network"], "loss": loss}
+    body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
+    net = convert.network(body.network)
+    with convert.at("/parameters"):
+        params = check_parameters(net, pairs)
+    spec = {
+        "network": specs.network_to_dict(net),
+        "optimizer": specs.optimizer_to_dict(convert.optimizer(body.optimizer)),
+        "init": None,
+        "description": body.description,
+        "tags": body.tags,
+    }
+    record = await store.create(body.name, spec, params)
+    response.headers["Location"] = f"/v1/models/{record.name}"
+    response.headers.update(etag(record.version))
+    return public(record)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a model",
     description="Store a network with given parameters (layered or named) or with parameters "
     "drawn by an initialisation scheme and seed. Answers 201 with the model at version 1, its "
-    "`Location` and `ETag`.",
+    "`Location` and `ETag`. Also imports a model file: an ONNX graph (`application/onnx`: a "
+    "chain of Gemm, or MatMul and Add, layers with Relu, LeakyRelu, Sigmoid, Tanh, "
+    "Softmax(axis=1) or Identity; other operators get 422 naming them) or an .npz archive as "
+    "`GET /v1/models/{name}/export?format=npz` writes it (`application/x-npz`), with `name` "
+    "and `loss` as query parameters.",
     responses=problem_responses(400, 409, 413, 422),
+    openapi_extra={
+        **binary.binary_body(
+            (binary.ONNX, binary.NPZ),
+            "JSON, or a model file to import: ONNX or an .npz archive of the export.",
+        ),
+        "parameters": [binary.IMPORT_NAME_PARAMETER, binary.IMPORT_LOSS_PARAMETER],
+    },
 )
 async def create_model(
     body: Annotated[ModelCreate, Body(openapi_examples=examples.CREATE)],
     store: StoreDep,
     response: Response,
+    # Documented for file imports; checked here too so that a bad query never passes silently.
+    _name: Annotated[
+        str | None,
+        Query(alias="name", pattern=NAME_PATTERN, max_length=64, include_in_schema=False),
+    ] = None,
+    _loss: Annotated[Loss | None, Query(alias="loss", include_in_schema=False)] = None,
 ) -> ModelPublic:
     net = convert.network(body.network)
     init: dict[str, Any] | None = None
@@ -122,7 +213,7 @@ async def get_model(name: NamePath, store: StoreDep, response: Response) -> Mode
     summary="Delete a model",
     description="Delete the model and all its versions. With `If-Match`, only if it is still at "
     "that version.",
-    responses=problem_responses(400, 404, 412),
+    responses=problem_responses(400, 404, 409, 412),
 )
 async def delete_model(name: NamePath, store: StoreDep, expected: CheckedIfMatch) -> Response:
     await store.delete(name, expected)
@@ -157,7 +248,7 @@ async def get_parameters(
     summary="Replace a model's parameters",
     description="Store new parameters (either notation) as version + 1. `If-Match` is checked "
     "before anything else (412 when stale). The optimizer state (momentum, moments) restarts.",
-    responses=problem_responses(400, 404, 412, 413, 422),
+    responses=problem_responses(400, 404, 409, 412, 413, 422),
 )
 async def put_parameters(
     name: NamePath,
@@ -203,7 +294,7 @@ async def list_versions(name: NamePath, store: StoreDep, response: Response) -> 
     summary="Roll back to a kept version",
     description="Make a new version (version + 1) whose parameters and optimizer state equal "
     "those of a kept older version. History is never rewritten.",
-    responses=problem_responses(400, 404, 412, 422),
+    responses=problem_responses(400, 404, 409, 412, 422),
 )
 async def rollback(
     name: NamePath,
@@ -215,3 +306,53 @@ async def rollback(
     record = await store.rollback(name, body.version, expected)
     response.headers.update(etag(record.version))
     return public(record)
+
+
+ExportFormat = Literal["json", "onnx", "npz"]
+EXPORT_MEDIA = {"json": "application/json", "onnx": binary.ONNX, "npz": binary.NPZ}
+
+
+@router.get(
+    "/{name}/export",
+    summary="Export a model",
+    description="The model (its current version, or a kept older one with `?version=N`) as a "
+    "file: `json`, the body of `POST /v1/models` that recreates it; `onnx`, an ONNX graph "
+    "(opset 17) of Gemm and activation operators with input `input` [N, inputs] and output "
+    "`output`, the loss in the metadata property `backprop.loss`; `npz`, a NumPy archive of "
+    "the arrays W0, b0, W1, ... and the JSON body without parameters as the string `model`. "
+    "ONNX and .npz files import again by `POST /v1/models`.",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The model file, as an attachment named `{name}-v{version}.{format}`.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                binary.ONNX: {"schema": {"type": "string", "format": "binary"}},
+                binary.NPZ: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **problem_responses(404, 422),
+    },
+)
+async def export_model(
+    name: NamePath,
+    store: StoreDep,
+    format: Annotated[ExportFormat, Query(description="The file format.")] = "json",
+    version: Annotated[int | None, Query(ge=1, description="A kept older version.")] = None,
+) -> Response:
+    model = await store.load(name, version)
+    spec = model.record.spec
+    if format == "onnx":
+        net = model.network
+        content = await store.compute(net, onnx_io.to_onnx, net, model.params, name, model.version)
+    elif format == "npz":
+        content = archive.to_npz(archive.create_body(name, spec, None), model.params)
+    else:
+        body = archive.create_body(name, spec, model.params)
+        content = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    filename = f"{name}-v{model.version}.{format}"
+    headers = {
+        **etag(model.record.version),
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    }
+    return Response(content, headers=headers, media_type=EXPORT_MEDIA[format])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request, Response
 
-from service.api import convert, examples
+from service.api import binary, convert, examples
 from service.api.deps import NotationQuery, StoreDep
 from service.api.problems import problem_responses
 from service.api.schemas.compute import (
@@ -28,17 +28,22 @@ router = APIRouter(prefix="/v1", tags=["stateless"])
     "/forward",
     summary="Forward pass (stateless)",
     description="Like the forward of a stored model, with `network` and `parameters` inline.",
+    response_model=ForwardResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(400, 413, 422),
+    responses={**problem_responses(400, 413, 422), **binary.NPY_RESPONSES},
 )
 async def forward_stateless(
     body: Annotated[StatelessForwardRequest, Body(openapi_examples=examples.STATELESS_FORWARD)],
     store: StoreDep,
+    request: Request,
     notation: NotationQuery = "layered",
-) -> ForwardResponse:
+) -> ForwardResponse | Response:
+    as_npy = binary.wants_npy(request, trace=body.trace)
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
     trace = await store.compute(net, forward, net, params, body.inputs, data=body.inputs)
+    if as_npy:
+        return binary.npy_response(trace[-1].out)
     return ForwardResponse.model_construct(
         outputs=convert.matrix(trace[-1].out),
         trace=convert.trace_out(net, trace, notation) if body.trace else None,

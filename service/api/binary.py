@@ -1,0 +1,296 @@
+"""Binary bodies at the HTTP edge: routes chosen by ``Content-Type``, ``Accept`` negotiation of
+``.npy`` answers, and the problem responses of the interchange formats' errors.
+
+A binary variant of an endpoint is a separate route on the same path, declared before the JSON
+one with :func:`content_route` so that it matches only its media types; every other request
+falls through to the JSON route, whose behaviour stays exactly as it was. The binary variants
+are documented on the JSON operation (``openapi_extra``) and hidden themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from numpy.typing import NDArray
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
+
+from service.api.problems import Problem, problem
+from service.core import LOSSES, FloatArray, ShapeMismatch
+from service.interop import (
+    MalformedContent,
+    MalformedHeader,
+    NotAcceptable,
+    UnsupportedContent,
+    npy,
+)
+
+NPY = npy.NPY
+NPZ = npy.NPZ
+ONNX = "application/onnx"
+JSON = "application/json"
+
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def media_type(value: str | None) -> str:
+    """``type/subtype`` of a Content-Type or media range, lower case, without parameters."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def content_route(*media_types: str) -> type[APIRoute]:
+    """A route class that matches only requests whose Content-Type is one of ``media_types``."""
+    accepted = frozenset(media_types)
+
+    class ContentRoute(APIRoute):
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            match, child = super().matches(scope)
+            if match is Match.NONE:
+                return match, child
+            for key, value in scope.get("headers", ()):
+                if key == b"content-type":
+                    if media_type(value.decode("latin-1")) in accepted:
+                        return match, child
+                    break
+            return Match.NONE, {}
+
+    return ContentRoute
+
+
+def post(router: APIRouter, path: str, *media_types: str, **options: Any) -> Callable[[F], F]:
+    """Register the decorated handler as the binary variant of ``POST path`` on ``router``,
+    chosen for requests whose Content-Type is one of ``media_types`` (declare it before the
+    JSON route of the same path). It is documented on the JSON operation, not on its own."""
+
+    def register(endpoint: F) -> F:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            route_class_override=content_route(*media_types),
+            include_in_schema=False,
+            **options,
+        )
+        return endpoint
+
+    return register
+
+
+def inputs_npy(body: bytes, max_rows: int) -> NDArray[Any]:
+    """The batch of inputs sent as an ``.npy`` body (its shape and values are the core's to
+    check, its row count is checked here)."""
+    return _rows(
+        npy.numeric(npy.loads(body, "the inputs array", "/inputs"), "the inputs array", "/inputs"),
+        "inputs",
+        max_rows,
+    )
+
+
+def batch_npz(body: bytes, max_bytes: int, max_rows: int) -> tuple[NDArray[Any], NDArray[Any]]:
+    """``inputs`` and ``targets`` of an ``.npz`` body; other arrays are refused."""
+    arrays = npy.loads_npz(body, max_bytes)
+    for name in ("inputs", "targets"):
+        if name not in arrays:
+            raise UnsupportedContent(
+                f"the .npz body needs the arrays inputs and targets; it lacks {name}", f"/{name}"
+            )
+    for name in arrays:
+        if name not in ("inputs", "targets"):
+            raise UnsupportedContent(
+                f"the .npz body holds an array {name!r}; only inputs and targets are taken",
+                f"/{name}",
+            )
+    X, T = (
+        _rows(npy.numeric(arrays[name], f"the {name} array", f"/{name}"), name, max_rows)
+        for name in ("inputs", "targets")
+    )
+    return X, T
+
+
+def wants_npy(request: Request, *, trace: bool = False) -> bool:
+    """Whether to answer with the outputs as ``.npy``; a trace has no ``.npy`` form."""
+    if not accepts(request, NPY):
+        return False
+    if trace:
+        raise NotAcceptable(
+            "the trace has no .npy form: ask for application/json to get it, or leave trace out"
+        )
+    return True
+
+
+def _rows(array: NDArray[Any], name: str, max_rows: int) -> NDArray[Any]:
+    if array.ndim >= 1 and array.shape[0] > max_rows:
+        raise ShapeMismatch(
+            f"{name} has {array.shape[0]} rows; the limit is {max_rows} (BACKPROP_MAX_BATCH_ROWS)",
+            f"/{name}",
+        )
+    return array
+
+
+def _quality(accept: str, wanted: str) -> float:
+    """The q of the most specific media range in ``accept`` that covers ``wanted``."""
+    main = wanted.split("/", 1)[0]
+    best, specificity = 0.0, -1
+    for item in accept.split(","):
+        kind, *params = (part.strip() for part in item.split(";"))
+        kind = kind.lower()
+        level = 2 if kind == wanted else 1 if kind == f"{main}/*" else 0 if kind == "*/*" else -1
+        if level <= specificity:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best, specificity = q, level
+    return best
+
+
+def accepts(request: Request, wanted: str) -> bool:
+    """Whether the client asks for ``wanted`` over JSON: named in ``Accept`` (not by a wildcard)
+    with a quality above zero and not below that of ``application/json``."""
+    accept = request.headers.get("accept", "")
+    if wanted not in accept.lower():
+        return False
+    q = _quality(accept, wanted)
+    return q > 0 and q >= _quality(accept, JSON)
+
+
+def npy_response(array: FloatArray, headers: dict[str, str] | None = None) -> Response:
+    """``array`` as an ``application/x-npy`` body."""
+    return Response(npy.dumps(array), headers=headers, media_type=NPY)
+
+
+def validate(schema: type[M], data: Any, *where: str | int) -> M:
+    """``schema`` validated from plain data that came in a binary body, its errors reported
+    like those of a JSON body, at ``where`` in it."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {**error, "loc": ("body", *where, *error["loc"])}
+            for error in exc.errors(include_url=False, include_context=False)
+        ]
+        raise RequestValidationError(errors) from exc
+
+
+def binary_body(media_types: tuple[str, ...], description: str) -> dict[str, Any]:
+    """``openapi_extra`` documenting binary request bodies beside the operation's JSON one."""
+    return {
+        "requestBody": {
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}} for media in media_types
+            },
+            "description": description,
+        }
+    }
+
+
+def binary_response(media: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """A ``responses`` entry adding a binary representation of the 200 answer."""
+    return {
+        200: {
+            "description": description,
+            "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+
+
+NPY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with `Accept: application/x-npy` the outputs array as an .npy "
+        "file (the model's version in `ETag`).",
+        "content": {NPY: {"schema": {"type": "string", "format": "binary"}}},
+    },
+    406: {
+        "model": Problem,
+        "description": "`Accept: application/x-npy` with a trace, which has no .npy form",
+    },
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+TRACE_PARAMETER = _query(
+    "trace",
+    {"type": "boolean", "default": False},
+    "With an .npy or .npz body only (a JSON body says it in `trace`): also return every "
+    "layer's net and out.",
+)
+DELTAS_PARAMETER = _query(
+    "deltas",
+    {"type": "boolean", "default": False},
+    "With an .npz body only (a JSON body says it in `deltas`): also return dE/dnet.",
+)
+IMPORT_NAME_PARAMETER = _query(
+    "name",
+    {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "maxLength": 64},
+    "With an ONNX or .npz body only: the new model's name (default: the ONNX graph's name, "
+    "the archive's model name).",
+)
+IMPORT_LOSS_PARAMETER = _query(
+    "loss",
+    {
+        "type": "string",
+        "enum": list(LOSSES),
+    },
+    "With an ONNX or .npz body only: the network's loss (ONNX has none). Default: the file's "
+    "(`backprop.loss` in ONNX metadata, the archive's network), else cross_entropy for a "
+    "softmax output and half_squared_error otherwise.",
+)
+LEARNING_RATE_PARAMETER = _query(
+    "learning_rate",
+    {"type": "number", "exclusiveMinimum": 0},
+    "With an .npz body only (a JSON body says it in `learning_rate`): the step's learning rate.",
+)
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem responses of the interchange formats' errors."""
+
+    @app.exception_handler(MalformedHeader)
+    async def malformed_header(request: Request, exc: MalformedHeader) -> Response:
+        return problem(
+            400, "malformed-header", "Malformed header", exc.message, None, request.url.path
+        )
+
+    @app.exception_handler(MalformedContent)
+    async def malformed(request: Request, exc: MalformedContent) -> Response:
+        errors = [{"pointer": exc.pointer, "message": exc.message}] if exc.pointer else None
+        return problem(
+            400, "malformed-body", "Malformed request body", exc.message, errors, request.url.path
+        )
+
+    @app.exception_handler(UnsupportedContent)
+    async def unsupported(request: Request, exc: UnsupportedContent) -> Response:
+        errors = [{"pointer": exc.pointer, "message": exc.message}]
+        return problem(
+            422,
+            "unsupported-content",
+            "Unsupported content",
+            exc.message,
+            errors,
+            request.url.path,
+        )
+
+    @app.exception_handler(NotAcceptable)
+    async def not_acceptable(request: Request, exc: NotAcceptable) -> Response:
+        return problem(406, "not-acceptable", "Not acceptable", exc.message, None, request.url.path)

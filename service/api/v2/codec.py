@@ -1,0 +1,336 @@
+"""The Open Inference Protocol (V2) over HTTP: inference requests decoded from bytes to arrays,
+responses encoded from arrays to bytes, with the binary tensor data extension.
+
+A request is a JSON object, optionally followed by the raw bytes of its binary inputs; the
+``Inference-Header-Content-Length`` header then gives the length of the JSON part, and each
+binary input says in ``parameters.binary_data_size`` how many of the following bytes are its
+own, in the order of ``inputs``. Binary tensors are row-major and little-endian. Responses are
+framed the same way when an output is asked for in binary.
+
+Errors of framing and encoding are :class:`MalformedContent` (400); whether the tensors fit the
+model is for the caller and the core to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.core import ShapeMismatch
+from service.interop import MalformedContent, MalformedHeader
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+# Datatypes accepted in inputs; integers and FP16 are cast to the model's dtype.
+DATATYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(code)
+    for name, code in {
+        "FP64": "<f8",
+        "FP32": "<f4",
+        "FP16": "<f2",
+        "INT8": "i1",
+        "INT16": "<i2",
+        "INT32": "<i4",
+        "INT64": "<i8",
+        "UINT8": "u1",
+        "UINT16": "<u2",
+        "UINT32": "<u4",
+        "UINT64": "<u8",
+    }.items()
+}
+DATATYPE_OF_DTYPE = {"float64": "FP64", "float32": "FP32"}
+_SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
+
+Tensor = NDArray[Any]
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    """An output asked for by name; ``binary`` is its ``binary_data`` parameter, if given."""
+
+    name: str
+    binary: bool | None = None
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """A decoded inference request: its id, input tensors by name (each in its own datatype,
+    shaped), the outputs asked for (empty: all) and whether outputs default to binary."""
+
+    id: str | None
+    inputs: Mapping[str, Tensor]
+    outputs: tuple[RequestedOutput, ...]
+    binary_data_output: bool
+
+    def binary(self, output: str) -> bool:
+        """Whether ``output`` goes back as binary data: its own ``binary_data`` parameter,
+        else the request's ``binary_data_output``."""
+        for requested in self.outputs:
+            if requested.name == output and requested.binary is not None:
+                return requested.binary
+        return self.binary_data_output
+
+
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    data: Tensor
+    binary: bool
+
+
+def decode_request(body: bytes, header_length: str | None) -> InferenceRequest:
+    """Split ``body`` into its JSON header and binary part and decode every input."""
+    header, binary = _split(body, header_length)
+    try:
+        document = json.loads(header)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedContent(f"the inference request is not valid JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise MalformedContent("the inference request must be a JSON object")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise MalformedContent("id must be a string", "/id")
+    parameters = _object(document.get("parameters", {}), "/parameters")
+    binary_output = parameters.get("binary_data_output", False)
+    if not isinstance(binary_output, bool):
+        raise MalformedContent(
+            "binary_data_output must be true or false", "/parameters/binary_data_output"
+        )
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise MalformedContent("inputs must be a non-empty list of tensors", "/inputs")
+    tensors: dict[str, Tensor] = {}
+    offset = 0
+    for i, entry in enumerate(inputs):
+        name, tensor, offset = _input(entry, f"/inputs/{i}", binary, offset)
+        if name in tensors:
+            raise MalformedContent(f"input {name!r} is given twice", f"/inputs/{i}/name")
+        tensors[name] = tensor
+    if offset != len(binary):
+        raise MalformedContent(
+            f"{len(binary) - offset} bytes of binary data follow the inputs' binary_data_size "
+            f"(the binary part has {len(binary)} bytes, the inputs claim {offset})"
+        )
+    return InferenceRequest(
+        request_id, tensors, _requested_outputs(document.get("outputs")), binary_output
+    )
+
+
+def model_input(request: InferenceRequest, name: str, width: int, max_rows: int) -> Tensor:
+    """The request's one input ``name`` of shape ``[rows, width]``, 1 <= rows <= max_rows.
+
+    Unknown or missing inputs are malformed (400); a shape that does not fit the model is a
+    :class:`ShapeMismatch` (422), as on the ``/v1`` endpoints.
+    """
+    for i, given in enumerate(request.inputs):
+        if given != name:
+            raise MalformedContent(
+                f"unknown input {given!r}; the model has one input, {name!r}", f"/inputs/{i}/name"
+            )
+    if name not in request.inputs:
+        raise MalformedContent(f"the request lacks the input {name!r}", "/inputs")
+    tensor = request.inputs[name]
+    pointer = f"/inputs/{list(request.inputs).index(name)}/shape"
+    shape = list(tensor.shape)
+    if tensor.ndim != 2 or shape[1] != width:
+        raise ShapeMismatch(
+            f"input {name!r} must have shape [-1, {width}] (rows of the model's {width} "
+            f"inputs); got {shape}",
+            pointer,
+        )
+    if not 1 <= shape[0] <= max_rows:
+        raise ShapeMismatch(
+            f"input {name!r} must have 1 to {max_rows} rows; got {shape[0]}", pointer
+        )
+    return tensor
+
+
+def check_outputs(request: InferenceRequest, names: Sequence[str]) -> list[str]:
+    """The outputs to send: those asked for (each must exist), else all of ``names``."""
+    if not request.outputs:
+        return list(names)
+    for i, requested in enumerate(request.outputs):
+        if requested.name not in names:
+            raise MalformedContent(
+                f"unknown output {requested.name!r}; the model's outputs are "
+                f"{', '.join(repr(n) for n in names)}",
+                f"/outputs/{i}/name",
+            )
+    return [requested.name for requested in request.outputs]
+
+
+def encode_response(
+    model_name: str, model_version: str, request_id: str | None, outputs: Sequence[OutputTensor]
+) -> tuple[bytes, int | None]:
+    """The response body and, when any output is binary, the length of its JSON header."""
+    chunks: list[bytes] = []
+    entries: list[dict[str, Any]] = []
+    for output in outputs:
+        entry: dict[str, Any] = {
+            "name": output.name,
+            "datatype": DATATYPE_OF_DTYPE[output.data.dtype.name],
+            "shape": list(output.data.shape),
+        }
+        if output.binary:
+            raw = np.ascontiguousarray(output.data, output.data.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = output.data.ravel().tolist()
+        entries.append(entry)
+    document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request_id is not None:
+        document["id"] = request_id
+    document["outputs"] = entries
+    header = json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
+    if not chunks:
+        return header, None
+    return b"".join([header, *chunks]), len(header)
+
+
+# -- internals --------------------------------------------------------------------------------
+
+
+def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    if header_length is None:
+        return body, b""
+    text = header_length.strip()
+    if not text.isdigit() or not 0 < int(text) <= len(body):
+        raise MalformedHeader(
+            f"{HEADER_LENGTH} must be the length in bytes of the JSON part of the body, an "
+            f"integer from 1 to the body's {len(body)} bytes; got {header_length!r}"
+        )
+    n = int(text)
+    return body[:n], body[n:]
+
+
+def _object(value: Any, pointer: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedContent(f"{pointer.rsplit('/', 1)[-1]} must be a JSON object", pointer)
+    return value
+
+
+def _input(entry: Any, where: str, binary: bytes, offset: int) -> tuple[str, Tensor, int]:
+    """One input tensor: its name, its array (in its datatype, shaped) and the offset after its
+    binary data."""
+    entry = _object(entry, where)
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise MalformedContent("every input needs a name", f"{where}/name")
+    datatype = entry.get("datatype")
+    if datatype not in DATATYPES:
+        raise MalformedContent(
+            f"input {name!r}: unsupported datatype {datatype!r}; expected one of "
+            f"{', '.join(DATATYPES)}",
+            f"{where}/datatype",
+        )
+    dtype = DATATYPES[datatype]
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise MalformedContent(
+            f"input {name!r}: shape must be a list of non-negative integers", f"{where}/shape"
+        )
+    count = math.prod(shape)
+    parameters = _object(entry.get("parameters", {}), f"{where}/parameters")
+    for key in _SHARED_MEMORY:
+        if key in parameters:
+            raise MalformedContent(
+                f"input {name!r}: shared memory is not supported; send the data in the body",
+                f"{where}/parameters/{key}",
+            )
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if "data" in entry:
+            raise MalformedContent(
+                f"input {name!r} has both data and binary_data_size; give one", f"{where}/data"
+            )
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise MalformedContent(
+                f"input {name!r}: binary_data_size must be a non-negative integer",
+                f"{where}/parameters/binary_data_size",
+            )
+        if size != count * dtype.itemsize:
+            raise MalformedContent(
+                f"input {name!r}: binary_data_size is {size} bytes, but shape {shape} of "
+                f"{datatype} takes {count * dtype.itemsize}",
+                f"{where}/parameters/binary_data_size",
+            )
+        if offset + size > len(binary):
+            raise MalformedContent(
+                f"input {name!r}: binary_data_size says {size} bytes, but only "
+                f"{len(binary) - offset} bytes of binary data remain in the body",
+                f"{where}/parameters/binary_data_size",
+            )
+        tensor = np.frombuffer(binary, dtype=dtype, count=count, offset=offset)
+        return name, tensor.reshape(shape), offset + size
+    if "data" not in entry:
+        raise MalformedContent(
+            f"input {name!r} has neither data nor parameters.binary_data_size", f"{where}/data"
+        )
+    return name, _json_data(entry["data"], name, datatype, shape, count, f"{where}/data"), offset
+
+
+def _json_data(
+    data: Any, name: str, datatype: str, shape: list[int], count: int, where: str
+) -> Tensor:
+    """Tensor data given in JSON, flat or nested, row-major."""
+    if not isinstance(data, list):
+        raise MalformedContent(f"input {name!r}: data must be a list of numbers", where)
+    try:
+        values = np.array(data)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise MalformedContent(
+            f"input {name!r}: data must be a flat or evenly nested list of numbers", where
+        ) from exc
+    dtype = DATATYPES[datatype]
+    integral = dtype.kind in "iu"
+    if values.dtype.kind not in ("iu" if integral else "iuf") and values.size:
+        kind = "integers" if integral else "numbers"
+        raise MalformedContent(f"input {name!r}: data of {datatype} must be {kind}", where)
+    if values.size != count:
+        raise MalformedContent(
+            f"input {name!r}: shape {shape} has {count} elements but data has {values.size}",
+            where,
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        typed = values.astype(dtype)
+    if integral and not np.array_equal(typed, values):
+        raise MalformedContent(f"input {name!r}: data out of the range of {datatype}", where)
+    return typed.reshape(shape)
+
+
+def _requested_outputs(value: Any) -> tuple[RequestedOutput, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedContent("outputs must be a list", "/outputs")
+    requested: list[RequestedOutput] = []
+    for i, entry in enumerate(value):
+        where = f"/outputs/{i}"
+        entry = _object(entry, where)
+        name = entry.get("name")
+        if not isinstance(name, str):
+            raise MalformedContent("every requested output needs a name", f"{where}/name")
+        parameters = _object(entry.get("parameters", {}), f"{where}/parameters")
+        for key in ("classification", *_SHARED_MEMORY):
+            if key in parameters and parameters[key] not in (None, 0, False):
+                raise MalformedContent(
+                    f"output {name!r}: the parameter {key} is not supported",
+                    f"{where}/parameters/{key}",
+                )
+        binary = parameters.get("binary_data")
+        if binary is not None and not isinstance(binary, bool):
+            raise MalformedContent(
+                f"output {name!r}: binary_data must be true or false",
+                f"{where}/parameters/binary_data",
+            )
+        requested.append(RequestedOutput(name, binary))
+    return tuple(requested)
