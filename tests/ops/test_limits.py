@@ -1,0 +1,141 @@
+"""Limits, each a setting: the compute budget per request (in process), and every size limit
+as set through its BACKPROP_* variable in a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from service.api.budget import multiply_adds, rows_of
+from service.core import forward, gradient
+from service.specs import network_from_dict
+from tests import servers
+from tests.api.support import (
+    SEED_DATA,
+    SEED_NETWORK,
+    SEED_PARAMETERS,
+    assert_problem,
+    client_for,
+    seed_model,
+)
+from tests.ops.conftest import AppFactory
+
+SEED_PARAMETER_COUNT = 25
+# A budget that the seed's one-row requests fit and 40 rows of a gradient do not:
+# 40 rows x 25 parameters x 3 = 3000 multiply-adds = 3 s at 1000 per second.
+BUDGET = {"max_compute_seconds": 2.0, "compute_rate": 1000.0}
+
+
+def rows(n: int) -> dict[str, list[list[float]]]:
+    return {"inputs": [[0.23, 0.55]] * n, "targets": [[0.01]] * n}
+
+
+@pytest.mark.anyio
+async def test_requests_within_the_compute_budget_are_served(make_app: AppFactory) -> None:
+    async with client_for(make_app(**BUDGET)) as client:
+        assert (await client.post("/v1/models", json=seed_model("seed"))).status_code == 201
+        assert (await client.post("/v1/models/seed/gradient", json=rows(20))).status_code == 200
+        forward_rows = {"inputs": rows(80)["inputs"]}  # 80 x 25 = 2000: 2 s, just in
+        assert (await client.post("/v1/models/seed/forward", json=forward_rows)).is_success
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/models/seed/gradient", rows(40)),
+        ("/v1/models/seed/train-step", rows(40)),
+        ("/v1/models/seed/forward", {"inputs": rows(81)["inputs"]}),
+        ("/v1/gradient", {"network": SEED_NETWORK, "parameters": SEED_PARAMETERS, **rows(40)}),
+        ("/v1/train-step", {"network": SEED_NETWORK, "parameters": SEED_PARAMETERS, **rows(40)}),
+    ],
+)
+async def test_requests_over_the_compute_budget_get_422_and_change_nothing(
+    make_app: AppFactory, path: str, body: dict[str, object]
+) -> None:
+    async with client_for(make_app(**BUDGET)) as client:
+        await client.post("/v1/models", json=seed_model("seed"))
+        response = await client.post(path, json=body)
+        problem = assert_problem(response, 422, type_suffix="/compute-budget-exceeded")
+        assert "BACKPROP_MAX_COMPUTE_SECONDS" in problem["detail"]
+        assert (await client.get("/v1/models/seed")).json()["version"] == 1
+
+
+def test_the_estimate_is_rows_times_parameters_and_three_times_that_backwards() -> None:
+    network = network_from_dict(SEED_NETWORK)
+    batch = rows(7)["inputs"]
+    assert multiply_adds(network, forward, batch) == 7 * SEED_PARAMETER_COUNT
+    assert multiply_adds(network, gradient, batch) == 3 * 7 * SEED_PARAMETER_COUNT
+    assert rows_of(None) == 1
+    assert rows_of(np.zeros((12, 2))) == 12
+
+
+@pytest.fixture(scope="module")
+def limited() -> Iterator[httpx.Client]:
+    """A real server whose every size limit is set small through its variable."""
+    env = {
+        "BACKPROP_REGISTRY": "memory://",
+        "BACKPROP_MAX_LAYERS": "3",
+        "BACKPROP_MAX_UNITS": "4",
+        "BACKPROP_MAX_PARAMETERS": "30",
+        "BACKPROP_MAX_BATCH_ROWS": "5",
+        "BACKPROP_MAX_BODY_BYTES": "4096",
+        "BACKPROP_MAX_COMPUTE_SECONDS": "0.001",
+        "BACKPROP_COMPUTE_RATE": "100000",  # 100 multiply-adds per request
+    }
+    with servers.running(env=env) as client:
+        assert client.post("/v1/models", json=seed_model("seed")).status_code == 201
+        yield client
+
+
+def network(inputs: int, units: list[int]) -> dict[str, object]:
+    return {
+        "inputs": inputs,
+        "layers": [{"units": u, "activation": "relu"} for u in units],
+        "loss": "half_squared_error",
+    }
+
+
+def create(client: httpx.Client, name: str, net: dict[str, object]) -> httpx.Response:
+    return client.post("/v1/models", json={"name": name, "network": net, "init": {"seed": 1}})
+
+
+def test_the_layer_limit_is_a_setting(limited: httpx.Client) -> None:
+    assert create(limited, "three", network(1, [1, 1, 1])).status_code == 201
+    assert_problem(create(limited, "four", network(1, [1, 1, 1, 1])), 422)
+
+
+def test_the_unit_limit_is_a_setting(limited: httpx.Client) -> None:
+    assert create(limited, "four-units", network(1, [4])).status_code == 201
+    assert_problem(create(limited, "five-units", network(1, [5])), 422)
+    assert_problem(create(limited, "five-inputs", network(5, [1])), 422)
+
+
+def test_the_parameter_limit_is_a_setting(limited: httpx.Client) -> None:
+    assert create(limited, "thirty", network(4, [4, 2])).status_code == 201  # 20 + 10
+    problem = assert_problem(create(limited, "thirty-five", network(4, [4, 3])), 422)  # 20 + 15
+    assert "30" in problem["detail"]
+
+
+def test_the_batch_row_limit_is_a_setting(limited: httpx.Client) -> None:
+    assert limited.post("/v1/models/seed/forward", json={"inputs": rows(1)["inputs"]}).is_success
+    response = limited.post("/v1/models/seed/forward", json={"inputs": [[0.1, 0.2]] * 6})
+    assert_problem(response, 422, pointer_prefix="/inputs")
+
+
+def test_the_body_limit_is_a_setting(limited: httpx.Client) -> None:
+    padded = b'{"inputs": [[0.23, 0.55]]' + b" " * 5000 + b"}"
+    response = limited.post(
+        "/v1/models/seed/forward", content=padded, headers={"Content-Type": "application/json"}
+    )
+    assert_problem(response, 413, type_suffix="/body-too-large")
+
+
+def test_the_compute_budget_is_a_setting(limited: httpx.Client) -> None:
+    # The seed's gradient on 1 row is 75 multiply-adds, on 2 rows 150: over 100.
+    assert limited.post("/v1/models/seed/gradient", json=SEED_DATA).status_code == 200
+    response = limited.post("/v1/models/seed/gradient", json=rows(2))
+    assert_problem(response, 422, type_suffix="/compute-budget-exceeded")
