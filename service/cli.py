@@ -1,8 +1,11 @@
-"""The command line: ``backprop-service serve`` (also ``python -m service``)."""
+"""The command line: ``backprop-service serve`` (also ``python -m service``) and
+``backprop-service train MODEL DATASET ...`` (a training job through a running server)."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 from pydantic import ValidationError
 
+from service.jobs import client
 from service.settings import Settings
 
 
@@ -29,11 +33,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(BACKPROP_REGISTRY, default sqlite:///data/backprop.db)",
     )
     serve.add_argument("--workers", type=int, help="worker processes (BACKPROP_WORKERS)")
+    _add_train(commands)
     args = parser.parse_args(argv)
     if args.command in (None, "serve"):
         return _serve(args)
+    if args.command == "train":
+        return _train(args)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a model on a dataset through a running server, showing the progress",
+        description="Start a training job through the HTTP API and follow it to its end "
+        "(exit status 0 if it succeeded). Ctrl-C cancels the job.",
+    )
+    train.add_argument("model", help="the model's name")
+    train.add_argument("dataset", help="the dataset's name (POST /v1/datasets)")
+    train.add_argument("--epochs", type=int, required=True, help="passes over the dataset")
+    train.add_argument("--batch-size", type=int, required=True, help="rows per mini-batch")
+    train.add_argument("--learning-rate", type=float, required=True, help="the step size")
+    train.add_argument(
+        "--optimizer", choices=["sgd", "adam"], help="default: the model's optimizer"
+    )
+    train.add_argument("--seed", type=int, help="seed of the shuffling (drawn if absent)")
+    train.add_argument("--validation-split", type=float, help="fraction of rows held out")
+    train.add_argument("--patience", type=int, help="stop after this many epochs without gain")
+    train.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the server (default %(default)s)"
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    body: dict[str, object] = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+    }
+    if args.optimizer is not None:
+        body["optimizer"] = {"kind": args.optimizer}
+    for option in ("seed", "validation_split", "patience"):
+        if getattr(args, option) is not None:
+            body[option] = getattr(args, option)
+    return client.train(args.url, args.model, body)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -55,16 +100,45 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(
-        "service.api.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    from service.api.auth import InvalidApiKeys, load_keys
+    from service.api.logging import log_config
+    from service.api.metrics import multiprocess_dir
+
+    try:
+        keys = load_keys(settings)
+    except InvalidApiKeys as exc:
+        print(f"backprop-service: invalid API keys: {exc}", file=sys.stderr)
+        return 2
+    logging.config.dictConfig(log_config(settings.log_level))
+    if not keys and not _loopback(settings.host):
+        logging.getLogger("backprop.cli").warning(
+            "listening on %s with no API keys: anyone who can reach this address can create, "
+            "train and delete models; set BACKPROP_API_KEYS or BACKPROP_API_KEYS_FILE",
+            settings.host,
+        )
+    with multiprocess_dir(settings.workers):
+        uvicorn.run(
+            "service.api.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            log_config=log_config(settings.log_level),
+            access_log=False,  # service.api.logging writes one JSON line per request
+            timeout_graceful_shutdown=30,
+        )
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 if __name__ == "__main__":

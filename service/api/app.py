@@ -11,12 +11,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api import problems
+from service.api import auth, binary, docs, metrics, problems
+from service.api.budget import BudgetedStore
+from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
-from service.api.routes import compute, health, learn, models, stateless
+from service.api.routes import compute, datasets, health, jobs, learn, models, stateless, v2
+from service.jobs.store import open_jobs
 from service.registry import open_registry
 from service.settings import Settings
-from service.store import ModelStore
 
 DESCRIPTION = """
 The mathematics of feed-forward neural networks over HTTP: describe a network in JSON, store it,
@@ -39,7 +41,22 @@ TAGS = [
         "description": "For learners: every derivative explained by the chain rule, the network "
         "and its loss drawn as SVG, and the worked example as a Markdown walkthrough.",
     },
-    {"name": "operations", "description": "Health checks."},
+    {"name": "operations", "description": "Health checks and metrics."},
+    {
+        "name": "datasets",
+        "description": "Training data stored by name: JSON rows, or CSV and .npz uploads.",
+    },
+    {
+        "name": "jobs",
+        "description": "Training jobs: epochs of shuffled mini-batches in the background, with "
+        "checkpoints (model versions), live progress as Server-Sent Events, cancellation, "
+        "resumption after a crash, and the training history of a model.",
+    },
+    {
+        "name": "inference",
+        "description": "The Open Inference Protocol (V2) of KServe and Triton, with the binary "
+        "tensor data extension: one input `input` [-1, inputs], one output `output`.",
+    },
 ]
 
 
@@ -53,11 +70,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new application on its own registry, opened from ``settings.registry``."""
     settings = settings or Settings()
     registry = open_registry(settings.registry, keep_versions=settings.keep_versions)
-    store = ModelStore(registry, cache_models=settings.cache_models)
+    store = BudgetedStore(
+        registry,
+        cache_models=settings.cache_models,
+        max_seconds=settings.max_compute_seconds,
+        rate=settings.compute_rate,
+    )
+    job_store = open_jobs(registry, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await job_store.start()
         yield
+        await job_store.stop()
         store.close()
 
     app = FastAPI(
@@ -68,13 +93,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.jobs = job_store
     problems.install(app)
+    binary.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    for module in (models, compute, learn, stateless, health):
+    for module in (models, compute, learn, stateless, health, v2, datasets, jobs):
         app.include_router(module.router)
+    docs.install(app)
+    auth.install(app, settings, auth.load_keys(settings))
+    metrics.install(app, store)
+    app.add_middleware(RequestLog)  # outermost: every response gets its X-Request-ID
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -102,6 +135,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas = spec["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    auth.document(spec, app.state.settings)
     app.openapi_schema = spec
     return spec
 

@@ -13,8 +13,17 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from service.api.budget import ComputeBudgetExceeded
 from service.core import CoreError, NumericOverflow
+from service.jobs.errors import DatasetTooLarge, InvalidDataset, UnsupportedMediaType
 from service.registry import (
+    DatasetExists,
+    DatasetInUse,
+    DatasetNotFound,
+    JobNotFound,
+    JobStateConflict,
+    ModelBusy,
+    ModelChanged,
     ModelExists,
     ModelNotFound,
     RegistryError,
@@ -73,7 +82,9 @@ def problem(
     errors: Sequence[dict[str, str]] | None = None,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
+    """A problem response; `extra` adds members (RFC 9457 extensions such as ``job``)."""
     body: dict[str, Any] = {
         "type": f"/problems/{slug}",
         "title": title,
@@ -85,6 +96,8 @@ def problem(
         body["instance"] = instance
     if errors:
         body["errors"] = list(errors)
+    if extra:
+        body.update(extra)
     return Response(
         json.dumps(body, allow_nan=False, separators=(",", ":")),
         status,
@@ -95,7 +108,7 @@ def problem(
 
 # Tags of the discriminated unions: pydantic puts them in an error's location, a client's
 # JSON pointer must not contain them.
-_UNION_TAGS = {"layered", "named", "sgd", "adam"}
+_UNION_TAGS = {"layered", "named", "sgd", "adam", "by-name", "inline"}
 
 
 def _pointer(loc: Sequence[int | str]) -> str:
@@ -224,6 +237,19 @@ def install(app: FastAPI) -> None:
         log.error("registry error: %s", exc)
         return problem(503, "registry-error", "Registry error", str(exc), None, request.url.path)
 
+    install_jobs(app)
+
+    @app.exception_handler(ComputeBudgetExceeded)
+    async def over_budget(request: Request, exc: ComputeBudgetExceeded) -> Response:
+        return problem(
+            422,
+            "compute-budget-exceeded",
+            "Compute budget exceeded",
+            str(exc),
+            None,
+            request.url.path,
+        )
+
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Response:
         return problem(
@@ -260,12 +286,103 @@ def install(app: FastAPI) -> None:
         )
 
 
+def install_jobs(app: FastAPI) -> None:
+    """The handlers of the errors of datasets and training jobs."""
+
+    @app.exception_handler(InvalidDataset)
+    async def invalid_dataset(request: Request, exc: InvalidDataset) -> Response:
+        errors = [{"pointer": exc.pointer, "message": exc.message}]
+        return problem(422, "invalid-input", "Invalid input", exc.message, errors, request.url.path)
+
+    @app.exception_handler(DatasetTooLarge)
+    async def dataset_too_large(request: Request, exc: DatasetTooLarge) -> Response:
+        return problem(
+            413, "dataset-too-large", "Dataset too large", str(exc), None, request.url.path
+        )
+
+    @app.exception_handler(UnsupportedMediaType)
+    async def unsupported_media_type(request: Request, exc: UnsupportedMediaType) -> Response:
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            str(exc),
+            None,
+            request.url.path,
+            headers={"Accept-Post": ", ".join(exc.supported)},
+        )
+
+    @app.exception_handler(DatasetNotFound)
+    async def dataset_not_found(request: Request, exc: DatasetNotFound) -> Response:
+        return problem(
+            404, "dataset-not-found", "Dataset not found", str(exc), None, request.url.path
+        )
+
+    @app.exception_handler(DatasetExists)
+    async def dataset_exists(request: Request, exc: DatasetExists) -> Response:
+        return problem(409, "name-taken", "Name taken", str(exc), None, request.url.path)
+
+    @app.exception_handler(DatasetInUse)
+    async def dataset_in_use(request: Request, exc: DatasetInUse) -> Response:
+        return problem(
+            409,
+            "dataset-in-use",
+            "Dataset in use",
+            str(exc),
+            None,
+            request.url.path,
+            extra={"job": exc.job},
+        )
+
+    @app.exception_handler(JobNotFound)
+    async def job_not_found(request: Request, exc: JobNotFound) -> Response:
+        return problem(404, "job-not-found", "Job not found", str(exc), None, request.url.path)
+
+    @app.exception_handler(ModelBusy)
+    async def model_busy(request: Request, exc: ModelBusy) -> Response:
+        return problem(
+            409,
+            "model-busy",
+            "Model busy",
+            str(exc),
+            None,
+            request.url.path,
+            headers={"Link": f'</v1/jobs/{exc.job}>; rel="related"'},
+            extra={"job": exc.job},
+        )
+
+    @app.exception_handler(ModelChanged)
+    async def model_changed(request: Request, exc: ModelChanged) -> Response:
+        return problem(
+            409,
+            "model-changed",
+            "Model changed",
+            str(exc),
+            None,
+            request.url.path,
+            extra={"job": exc.job},
+        )
+
+    @app.exception_handler(JobStateConflict)
+    async def job_state(request: Request, exc: JobStateConflict) -> Response:
+        return problem(
+            409,
+            "job-state-conflict",
+            "Job state conflict",
+            str(exc),
+            None,
+            request.url.path,
+            extra={"job": exc.job, "state": exc.state},
+        )
+
+
 DESCRIPTIONS = {
     400: "Malformed body or header",
     404: "Unknown model or version",
-    409: "Name taken",
+    409: "Name taken, or the model is being trained by a job (the body names it)",
     412: "If-Match does not match the current version",
     413: "Request body too large",
+    415: "Unsupported media type",
     422: "Invalid content (shapes, values, limits, non-finite numbers)",
     503: "Registry unavailable",
 }
