@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.servers import ROOT, start
+from tests.seed import SEED
+from tests.servers import start
 
-SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
 SEED_MODEL = {
     "name": "seed",
     "network": {**SEED["network"], "loss": "half_squared_error"},

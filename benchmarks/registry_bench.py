@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from tests.servers import ROOT, Server, start
+from tests.seed import SEED
+from tests.servers import Server, start
 
-SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
 MODEL = {
     "name": "seed",
     "network": {**SEED["network"], "loss": "half_squared_error"},

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.gen_openapi import SPEC, render
+from tests.seed import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def test_error_responses_are_problem_details() -> None:
 
 
 def test_worked_example_is_the_example_of_forward_gradient_and_train_step() -> None:
-    seed = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
+    seed = SEED
     paths = committed()["paths"]
     for path in (
         "/v1/models/{name}/forward",

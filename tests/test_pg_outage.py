@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,10 +15,9 @@ import numpy as np
 import pytest
 
 from tests.postgres import PostgresSchemas
-from tests.servers import ROOT, running
+from tests.seed import SEED
+from tests.servers import running
 from tests.test_replicas import SAMPLE, flat, sequential_steps
-
-SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
 
 
 def pg_ctlcluster(*action: str) -> None:

@@ -3,7 +3,6 @@ every replica serving the newest version at once."""
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 
 from service.core import SGD, Layer, Network, check_parameters, gradient, step
 from tests.postgres import PostgresSchemas
-from tests.servers import ROOT, running
+from tests.seed import SEED
+from tests.servers import running
 
-SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
 NETWORK = Network(
     2, (Layer(3, "relu"), Layer(3, "relu"), Layer(1, "sigmoid")), "half_squared_error"
 )

@@ -3,15 +3,13 @@ keeping every acknowledged version across a restart on the same SQLite file."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from tests.seed import SEED
 from tests.servers import ROOT, running
-
-SEED = json.loads((ROOT.parent / "shared" / "seed" / "worked-example.json").read_text())
 
 
 def seed_model() -> dict[str, Any]:

@@ -3,17 +3,16 @@ of backpropagation, tolerant comparisons and problem-response checks."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from fastapi import FastAPI
 from numpy.typing import NDArray
+
+from tests.seed import SEED as SEED
 
 JSON = Any
 Array = NDArray[np.float64]
@@ -22,16 +21,6 @@ Layers = list[tuple[Array, Array]]
 TOL = 1e-12
 PROBLEM_JSON = "application/problem+json"
 
-
-def seed_dir() -> Path:
-    """``$BACKPROP_SEED_DIR``, else ``shared/seed`` beside the repository folder."""
-    override = os.environ.get("BACKPROP_SEED_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[3] / "shared" / "seed"
-
-
-SEED: dict[str, JSON] = json.loads((seed_dir() / "worked-example.json").read_text())
 
 SEED_NETWORK: dict[str, JSON] = {**SEED["network"], "loss": "half_squared_error"}
 SEED_INPUTS: list[list[float]] = [SEED["input"]]

@@ -3,11 +3,8 @@ derived here from it, and the sum over paths against backpropagation on random n
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,14 +29,8 @@ from service.core import (
     path_count,
     to_named,
 )
+from tests.seed import SEED
 
-
-def _seed_dir() -> Path:
-    override = os.environ.get("BACKPROP_SEED_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[3] / "shared" / "seed"
-
-
-SEED: dict[str, Any] = json.loads((_seed_dir() / "worked-example.json").read_text())
 NET = Network(2, (Layer(3, "relu"), Layer(3, "relu"), Layer(1, "sigmoid")), "half_squared_error")
 PARAMS = check_parameters(
     NET, list(zip(SEED["parameters"]["weights"], SEED["parameters"]["biases"], strict=True))

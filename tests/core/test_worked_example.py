@@ -3,9 +3,6 @@ for number from ``shared/seed/worked-example.json``, to 1e-12."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,19 +21,11 @@ from service.core import (
     step,
     to_named,
 )
+from tests.seed import SEED
 
 TOL = 1e-12
 
 
-def _seed_dir() -> Path:
-    """``$BACKPROP_SEED_DIR``, else ``shared/seed`` beside the repository folder."""
-    override = os.environ.get("BACKPROP_SEED_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "seed"
-
-
-SEED: dict[str, Any] = json.loads((_seed_dir() / "worked-example.json").read_text())
 X = [SEED["input"]]
 T = [SEED["target"]]
 
