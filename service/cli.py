@@ -67,18 +67,18 @@ def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _train(args: argparse.Namespace) -> int:
-    body: dict[str, object] = {
-        "dataset": args.dataset,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-    }
-    if args.optimizer is not None:
-        body["optimizer"] = {"kind": args.optimizer}
-    for option in ("seed", "validation_split", "patience"):
-        if getattr(args, option) is not None:
-            body[option] = getattr(args, option)
-    return client.train(args.url, args.model, body)
+    return client.train(
+        args.url,
+        args.model,
+        args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        validation_split=args.validation_split,
+        patience=args.patience,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,66 +1,32 @@
 """The command line's ``train``: start a job through the HTTP API and follow it to its end.
 
-The job's Server-Sent Events drive a one-line progress bar (rewritten with ``\\r``); a dropped
-connection is resumed with ``Last-Event-ID``, so no event is missed or repeated. Ctrl-C
-cancels the job.
+The job's Server-Sent Events (read by :meth:`service.client.Client.events`, which resumes a
+dropped connection with ``Last-Event-ID``) drive a one-line progress bar, rewritten with
+``\\r``. Ctrl-C cancels the job.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, TextIO
-from urllib.parse import quote
 
 import httpx
 
+from service.api.schemas.jobs import JobPublic
+from service.client import ApiError, Client
+
 JSON = dict[str, Any]
-RECONNECTS = 20
 BAR_WIDTH = 30
 
 
-@dataclass(frozen=True)
-class Event:
-    """One Server-Sent Event."""
-
-    id: int
-    kind: str
-    data: JSON
-
-
-def parse_events(lines: Iterator[str]) -> Iterator[Event]:
-    """Events of a ``text/event-stream``; comments and ``retry`` lines are skipped."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                yield Event(
-                    int(fields.get("id", "0")),
-                    fields.get("event", "message"),
-                    json.loads("\n".join(data)),
-                )
-            fields, data = {}, []
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                data.append(value)
-            else:
-                fields[name] = value
-
-
-def bar(job: JSON, data: JSON) -> str:
+def bar(job: JobPublic, data: JSON) -> str:
     """``[#####.....]  45%  epoch 9/20  step 180/400  loss 0.0123  eta 3s``."""
-    total = max(int(job["total_steps"]), 1)
+    total = max(job.total_steps, 1)
     step = int(data.get("step") or 0)
     done = round(BAR_WIDTH * step / total)
     parts = [
         f"[{'#' * done}{'.' * (BAR_WIDTH - done)}] {100 * step // total:3d}%",
-        f"epoch {data.get('epoch', 0)}/{job['epochs']}",
+        f"epoch {data.get('epoch', 0)}/{job.epochs}",
         f"step {step}/{total}",
     ]
     if data.get("loss") is not None:
@@ -72,64 +38,72 @@ def bar(job: JSON, data: JSON) -> str:
     return "  ".join(parts)
 
 
-def follow(client: httpx.Client, job: JSON, out: TextIO) -> JSON:
-    """Print the job's progress until its ``end`` event; returns that event's data."""
-    last = 0
-    failures = 0
-    while True:
-        try:
-            headers = {"Last-Event-ID": str(last), "Accept": "text/event-stream"}
-            with client.stream("GET", f"/v1/jobs/{job['id']}/events", headers=headers) as r:
-                if r.status_code != 200:
-                    r.read()
-                    raise RuntimeError(_problem(r))
-                for event in parse_events(r.iter_lines()):
-                    last, failures = event.id, 0
-                    out.write("\r" + bar(job, event.data))
-                    out.flush()
-                    if event.kind == "end":
-                        out.write("\n")
-                        return event.data
-        except httpx.TransportError:
-            failures += 1
-            if failures > RECONNECTS:
-                raise
-            time.sleep(min(0.2 * 2**failures, 5.0))
+def follow(client: Client, job: JobPublic, out: TextIO) -> JSON:
+    """Print the job's progress until its ``end`` event; returns that event's data (the job's
+    current progress if it had already ended)."""
+    for event in client.events(job.id):
+        out.write("\r" + bar(job, event.data))
+        out.flush()
+        if event.kind == "end":
+            out.write("\n")
+            return event.data
+    return client.get_job(job.id).model_dump(mode="json")
 
 
 def train(
-    url: str, model: str, body: JSON, out: TextIO | None = None, err: TextIO | None = None
+    url: str,
+    model: str,
+    dataset: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    optimizer: str | None = None,
+    seed: int | None = None,
+    validation_split: float | None = None,
+    patience: int | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Start a job on `model` with `body`, follow it; 0 if it succeeded, else 1. Progress goes
-    to `out`, errors to `err` (standard output and error by default)."""
+    """Train `model` on `dataset` with these options, following the job; 0 if it succeeded,
+    else 1 (130 after Ctrl-C). Progress goes to `out`, errors to `err` (standard output and
+    error by default)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    timeout = httpx.Timeout(30.0, read=None)  # the event stream may be quiet for a while
-    with httpx.Client(base_url=url, timeout=timeout) as client:
+    with Client(url) as client:
         try:
-            response = client.post(f"/v1/models/{quote(model, safe='')}/train", json=body)
+            job = client.train(
+                model,
+                dataset,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                optimizer=None if optimizer is None else {"kind": optimizer},
+                seed=seed,
+                validation_split=validation_split,
+                patience=patience,
+            )
         except httpx.TransportError as exc:
             err.write(f"backprop-service: cannot reach {url}: {exc}\n")
             return 1
-        if response.status_code != 202:
-            err.write(f"backprop-service: {_problem(response)}\n")
+        except ApiError as exc:
+            err.write(f"backprop-service: {exc}\n")
             return 1
-        job: JSON = response.json()
         out.write(
-            f"job {job['id']}: model {job['model']}, {job['epochs']} epochs of "
-            f"{job['steps_per_epoch']} steps (seed {job['seed']})\n"
+            f"job {job.id}: model {job.model}, {job.epochs} epochs of "
+            f"{job.steps_per_epoch} steps (seed {job.seed})\n"
         )
         try:
             final = follow(client, job, out)
         except KeyboardInterrupt:
-            client.post(f"/v1/jobs/{job['id']}/cancel")
-            out.write(f"\njob {job['id']} cancelled\n")
+            _cancel(client, job, err)
+            out.write(f"\njob {job.id} cancelled\n")
             return 130
-        except (httpx.TransportError, RuntimeError) as exc:
+        except (httpx.TransportError, ApiError) as exc:
             err.write(f"\nbackprop-service: lost the job's events: {exc}\n")
             return 1
     state = final["state"]
-    summary = f"job {job['id']} {state}: model {job['model']} at version {final['version']}"
+    summary = f"job {job.id} {state}: model {job.model} at version {final['version']}"
     if final.get("loss") is not None:
         summary += f", loss {final['loss']:.6g}"
     if final.get("stopped_early"):
@@ -140,9 +114,8 @@ def train(
     return 0 if state == "succeeded" else 1
 
 
-def _problem(response: httpx.Response) -> str:
+def _cancel(client: Client, job: JobPublic, err: TextIO) -> None:
     try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    return f"HTTP {response.status_code}: {detail or response.text[:500]}"
+        client.cancel_job(job.id)
+    except (httpx.TransportError, ApiError) as exc:
+        err.write(f"\nbackprop-service: could not cancel job {job.id}: {exc}\n")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from service.cli import main
-from service.jobs.client import parse_events
+from service.client.events import parse_events
 from tests.jobs.support import WIDE, XOR, model, noisy
 from tests.servers import Server, running, start
 

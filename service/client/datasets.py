@@ -1,0 +1,79 @@
+"""Datasets: training data stored by name, as JSON rows or uploaded as CSV or ``.npz``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from numpy.typing import NDArray
+
+from service.api.schemas.jobs import DatasetData, DatasetList, DatasetPublic
+from service.client.call import NPZ, Call, Matrix, arrays, body, nothing, params, path, schema
+
+UPLOAD_MEDIA = {"csv": "text/csv", "npz": NPZ}
+
+
+def create_dataset(name: str, inputs: Matrix, targets: Matrix) -> Call[DatasetPublic]:
+    """``POST /v1/datasets``: store ``inputs`` and ``targets`` (one row of targets per row of
+    inputs) under ``name``."""
+    return Call(
+        "POST",
+        "/v1/datasets",
+        schema(DatasetPublic),
+        json=body(name=name, inputs=inputs, targets=targets),
+    )
+
+
+def upload_dataset(
+    name: str,
+    data: bytes,
+    format: Literal["csv", "npz"],
+    *,
+    input_columns: int | None = None,
+) -> Call[DatasetPublic]:
+    """``POST /v1/datasets?name=`` with a file: ``csv`` (the first ``input_columns`` values of
+    a line are inputs, the rest targets; a first line that is not all numbers is a header) or
+    ``npz`` (arrays ``inputs`` and ``targets``, as ``numpy.savez`` writes them). Stored bit
+    for bit."""
+    return Call(
+        "POST",
+        "/v1/datasets",
+        schema(DatasetPublic),
+        params=params(name=name, input_columns=input_columns),
+        content=data,
+        headers={"Content-Type": UPLOAD_MEDIA[format]},
+    )
+
+
+def list_datasets(limit: int | None = None, cursor: str | None = None) -> Call[DatasetList]:
+    """``GET /v1/datasets``: one page of datasets ordered by name; pass its ``next_cursor`` as
+    ``cursor`` for the next."""
+    return Call(
+        "GET", "/v1/datasets", schema(DatasetList), params=params(limit=limit, cursor=cursor)
+    )
+
+
+def get_dataset(name: str) -> Call[DatasetPublic]:
+    """``GET /v1/datasets/{name}``: the dataset's size, columns, dtype and digest."""
+    return Call("GET", path("/v1/datasets/{}", name), schema(DatasetPublic))
+
+
+def get_dataset_data(name: str) -> Call[DatasetData]:
+    """``GET /v1/datasets/{name}/data``: the rows as stored, as JSON."""
+    return Call("GET", path("/v1/datasets/{}/data", name), schema(DatasetData))
+
+
+def get_dataset_arrays(name: str) -> Call[tuple[NDArray[Any], ...]]:
+    """``GET /v1/datasets/{name}/data?format=npz``: ``(inputs, targets)`` as the stored arrays,
+    bit for bit (float64, or float32 as uploaded)."""
+    return Call(
+        "GET",
+        path("/v1/datasets/{}/data", name),
+        arrays("inputs", "targets"),
+        params={"format": "npz"},
+    )
+
+
+def delete_dataset(name: str) -> Call[None]:
+    """``DELETE /v1/datasets/{name}``: delete the dataset (:class:`Conflict` while a job
+    trains on it)."""
+    return Call("DELETE", path("/v1/datasets/{}", name), nothing)

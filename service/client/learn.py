@@ -1,0 +1,121 @@
+"""For learners: one derivative explained by the chain rule, the worked example as a
+walkthrough, the network and its loss drawn."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from service.api.schemas.learn import ExplainResponse
+from service.client.call import (
+    Call,
+    Matrix,
+    Vector,
+    body,
+    numbers,
+    params,
+    path,
+    rows,
+    schema,
+    text,
+)
+
+Form = Literal["auto", "paths", "delta"]
+
+
+def explain(
+    name: str,
+    inputs: Matrix,
+    targets: Matrix,
+    parameter: str,
+    *,
+    form: Form = "auto",
+    version: int | None = None,
+) -> Call[ExplainResponse]:
+    """``POST /v1/models/{name}/explain``: dE/d``parameter`` (``"w1"``, ``"b7"``) for one
+    sample (a batch of one row), path by path with every factor of the chain rule, or in the
+    delta form."""
+    return Call(
+        "POST",
+        path("/v1/models/{}/explain", name),
+        schema(ExplainResponse),
+        params=params(version=version),
+        json=body(inputs=inputs, targets=targets, parameter=parameter, form=form),
+    )
+
+
+def explain_markdown(
+    name: str,
+    inputs: Matrix,
+    targets: Matrix,
+    parameter: str,
+    *,
+    form: Form = "auto",
+    version: int | None = None,
+) -> Call[str]:
+    """``POST /v1/models/{name}/explain?format=markdown``: the same explanation as a Markdown
+    document with LaTeX."""
+    return Call(
+        "POST",
+        path("/v1/models/{}/explain", name),
+        text,
+        params=params(version=version, format="markdown"),
+        json=body(inputs=inputs, targets=targets, parameter=parameter, form=form),
+    )
+
+
+def walkthrough(
+    name: str,
+    inputs: Vector,
+    targets: Vector,
+    *,
+    learning_rate: float | None = None,
+    version: int | None = None,
+) -> Call[str]:
+    """``GET /v1/models/{name}/walkthrough``: the seed blog's worked example for this model and
+    one sample, in Markdown: every net, out, delta, gradient and SGD update, every number
+    exact. Nothing is stored."""
+    return Call(
+        "GET",
+        path("/v1/models/{}/walkthrough", name),
+        text,
+        params=params(
+            inputs=numbers(inputs),
+            targets=numbers(targets),
+            learning_rate=learning_rate,
+            version=version,
+        ),
+    )
+
+
+def diagram_svg(
+    name: str,
+    *,
+    inputs: Vector | None = None,
+    targets: Vector | None = None,
+    gradients: bool = False,
+    version: int | None = None,
+) -> Call[str]:
+    """``GET /v1/models/{name}/diagram.svg``: the network drawn as SVG; with ``inputs`` every
+    node's net and out, with ``targets`` the loss, with ``gradients`` every dE/dw and delta."""
+    return Call(
+        "GET",
+        path("/v1/models/{}/diagram.svg", name),
+        text,
+        params=params(
+            inputs=None if inputs is None else numbers(inputs),
+            targets=None if targets is None else numbers(targets),
+            gradients=gradients or None,
+            version=version,
+        ),
+    )
+
+
+def history_svg(name: str, inputs: Matrix, targets: Matrix) -> Call[str]:
+    """``GET /v1/models/{name}/history.svg``: the loss on ``inputs`` and ``targets`` of every
+    kept version, plotted against the version number."""
+    return Call(
+        "GET",
+        path("/v1/models/{}/history.svg", name),
+        text,
+        params=params(inputs=rows(inputs), targets=rows(targets)),
+    )

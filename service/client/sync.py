@@ -1,0 +1,220 @@
+"""The synchronous client: :class:`Client`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from service.api.schemas.jobs import DatasetPublic, HistoryEntryPublic, JobPublic
+from service.api.schemas.models import ModelPublic
+from service.client import compute, datasets, health, jobs, learn, models
+from service.client.binding import endpoint
+from service.client.call import (
+    DEFAULT_URL,
+    Call,
+    Page,
+    Timeout,
+    client_headers,
+    stream_timeout,
+)
+from service.client.events import READ_TIMEOUT_SECONDS, Event, Follower, parse_events
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+Cursor = TypeVar("Cursor")
+
+
+class Client:
+    """A client of the service's ``/v1`` API over HTTP, blocking.
+
+    ``with Client("http://127.0.0.1:8000", api_key=...) as client: client.forward(...)``.
+    Answers are the API's response models; an error answer raises the
+    :class:`~service.client.ApiError` of its status, a transport failure httpx's error.
+    ``transport`` replaces httpx's (tests pass an ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: Timeout = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=client_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying httpx client, for what this one does not cover (``/v2``, metrics)."""
+        return self._http
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- models -------------------------------------------------------------------------------
+
+    create_model = endpoint(models.create_model)
+    import_model = endpoint(models.import_model)
+    list_models = endpoint(models.list_models)
+    get_model = endpoint(models.get_model)
+    delete_model = endpoint(models.delete_model)
+    get_parameters = endpoint(models.get_parameters)
+    put_parameters = endpoint(models.put_parameters)
+    list_versions = endpoint(models.list_versions)
+    rollback = endpoint(models.rollback)
+    export_model = endpoint(models.export_model)
+
+    def iter_models(self, page_size: int | None = None) -> Iterator[ModelPublic]:
+        """Every model, by name, fetched ``GET /v1/models`` page by page."""
+        return self._pages(lambda cursor: models.list_models(page_size, cursor))
+
+    # -- compute ------------------------------------------------------------------------------
+
+    forward = endpoint(compute.forward)
+    forward_array = endpoint(compute.forward_array)
+    gradient = endpoint(compute.gradient)
+    train_step = endpoint(compute.train_step)
+    forward_stateless = endpoint(compute.forward_stateless)
+    gradient_stateless = endpoint(compute.gradient_stateless)
+    train_step_stateless = endpoint(compute.train_step_stateless)
+
+    # -- learn --------------------------------------------------------------------------------
+
+    explain = endpoint(learn.explain)
+    explain_markdown = endpoint(learn.explain_markdown)
+    walkthrough = endpoint(learn.walkthrough)
+    diagram_svg = endpoint(learn.diagram_svg)
+    history_svg = endpoint(learn.history_svg)
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    create_dataset = endpoint(datasets.create_dataset)
+    upload_dataset = endpoint(datasets.upload_dataset)
+    list_datasets = endpoint(datasets.list_datasets)
+    get_dataset = endpoint(datasets.get_dataset)
+    get_dataset_data = endpoint(datasets.get_dataset_data)
+    get_dataset_arrays = endpoint(datasets.get_dataset_arrays)
+    delete_dataset = endpoint(datasets.delete_dataset)
+
+    def iter_datasets(self, page_size: int | None = None) -> Iterator[DatasetPublic]:
+        """Every dataset, by name, fetched ``GET /v1/datasets`` page by page."""
+        return self._pages(lambda cursor: datasets.list_datasets(page_size, cursor))
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    train = endpoint(jobs.train)
+    get_job = endpoint(jobs.get_job)
+    list_jobs = endpoint(jobs.list_jobs)
+    cancel_job = endpoint(jobs.cancel_job)
+    resume_job = endpoint(jobs.resume_job)
+    history = endpoint(jobs.history)
+
+    def iter_jobs(
+        self, page_size: int | None = None, *, model: str | None = None
+    ) -> Iterator[JobPublic]:
+        """Every job (of ``model`` if given), newest first, fetched ``GET /v1/jobs`` page by
+        page."""
+        return self._pages(lambda cursor: jobs.list_jobs(page_size, cursor, model=model))
+
+    def iter_history(self, name: str, page_size: int | None = None) -> Iterator[HistoryEntryPublic]:
+        """The model's whole training history, oldest first, fetched
+        ``GET /v1/models/{name}/history`` page by page."""
+        return self._pages(lambda cursor: jobs.history(name, page_size, cursor))
+
+    def events(self, job_id: str, last_event_id: int = 0) -> Iterator[Event]:
+        """``GET /v1/jobs/{id}/events``: the job's events after ``last_event_id`` as they
+        happen, until the job has stopped: the last is the ``end`` event of its last run (a
+        replay of a job that was resumed also holds the ``end`` of earlier runs; there is none
+        if the job had ended before ``last_event_id``). A stream that breaks or closes early
+        is reconnected with ``Last-Event-ID``, so no event is missed or repeated; after
+        :data:`~service.client.events.RECONNECTS` failures in a row the transport error is
+        raised."""
+        follower = Follower(last_event_id)
+        while True:
+            follower.connecting()
+            try:
+                with self._stream(jobs.job_events(job_id, follower.last)) as response:
+                    for event in parse_events(response.iter_lines()):
+                        follower.seen(event)
+                        yield event
+                after = follower.closed()
+                if after == "done":
+                    return
+                if after == "again":
+                    continue
+                if self.get_job(job_id).state in jobs.ENDED:
+                    return
+                pause = follower.failed()
+            except httpx.TransportError as error:
+                pause = follower.failed(error)
+            time.sleep(pause)
+
+    def wait(self, job_id: str) -> JobPublic:
+        """Follow the job's events until it ends (succeeded, failed, cancelled or interrupted);
+        the job then, from ``GET /v1/jobs/{id}``."""
+        job = self.get_job(job_id)
+        if job.state in jobs.ENDED:
+            return job
+        for _ in self.events(job_id):
+            pass
+        return self.get_job(job_id)
+
+    # -- operations ---------------------------------------------------------------------------
+
+    healthz = endpoint(health.healthz)
+    readyz = endpoint(health.readyz)
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _run(self, call: Call[T]) -> T:
+        response = self._http.request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            content=call.content,
+            headers=call.headers,
+        )
+        return call.result(response)
+
+    @contextmanager
+    def _stream(self, call: Call[None]) -> Iterator[httpx.Response]:
+        timeout = stream_timeout(self._http.timeout, READ_TIMEOUT_SECONDS)
+        with self._http.stream(
+            call.method, call.path, params=call.params, headers=call.headers, timeout=timeout
+        ) as response:
+            if not response.is_success:
+                response.read()
+                call.result(response)
+            yield response
+
+    def _pages(self, page: Callable[[Cursor | None], Call[Page[Item, Cursor]]]) -> Iterator[Item]:
+        cursor: Cursor | None = None
+        while True:
+            listing = self._run(page(cursor))
+            yield from listing.items
+            cursor = listing.next_cursor
+            if cursor is None:
+                return
