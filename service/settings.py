@@ -39,6 +39,12 @@ class Settings(Limits):
     max_body_bytes: int = Field(32 * MIB, ge=1024, description="Largest request body (413 above).")
     keep_versions: int = Field(20, ge=1, description="Parameter versions kept per model.")
     cache_models: int = Field(256, ge=0, description="Models whose parameters stay in memory.")
+    cache_bytes: int = Field(
+        256 * MIB,
+        ge=0,
+        description="Bytes of decoded parameters (and optimizer state) kept in memory, least "
+        "recently used out first; a model larger than this is decoded on every request.",
+    )
     log_level: str = Field("info", description="uvicorn log level.")
     max_dataset_bytes: int = Field(
         64 * MIB, ge=1, description="Largest dataset, in bytes of its arrays (413 above)."

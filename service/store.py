@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from numpy.typing import ArrayLike
 from starlette.concurrency import run_in_threadpool
 
 from service import specs
+from service.cache import LRUCache
 from service.core import (
     GradientResult,
     Network,
@@ -62,10 +62,11 @@ class StepOutcome:
 class ModelStore:
     """Operations on stored models; safe for many concurrent requests in one event loop."""
 
-    def __init__(self, registry: Registry, *, cache_models: int = 256) -> None:
+    def __init__(
+        self, registry: Registry, *, cache_models: int = 256, cache_bytes: int = 1 << 30
+    ) -> None:
         self.registry = registry
-        self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._cache_models = cache_models
+        self._cache: LRUCache[str, LoadedModel] = LRUCache(cache_models, cache_bytes, _nbytes)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # -- records ------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class ModelStore:
     async def delete(self, name: str, expected_version: int | None) -> None:
         async with self._lock(name):
             await run_in_threadpool(self.registry.delete, name, expected_version)
-            self._cache.pop(name, None)
+            self._cache.pop(name)
 
     async def versions(self, name: str) -> tuple[ModelRecord, list[VersionInfo]]:
         record = await run_in_threadpool(self.registry.get, name)
@@ -103,7 +104,6 @@ class ModelStore:
             current = await self.current_version(name)
             cached = self._cache.get(name)
             if cached is not None and cached.version == current:
-                self._cache.move_to_end(name)
                 return cached
         snapshot = await run_in_threadpool(self.registry.snapshot, name, version)
         network = specs.network_from_dict(snapshot.model.spec["network"])
@@ -228,12 +228,7 @@ class ModelStore:
         return await run_in_threadpool(self.registry.current_version, name)
 
     def _remember(self, loaded: LoadedModel) -> None:
-        if self._cache_models == 0:
-            return
-        self._cache[loaded.record.name] = loaded
-        self._cache.move_to_end(loaded.record.name)
-        while len(self._cache) > self._cache_models:
-            self._cache.popitem(last=False)
+        self._cache.put(loaded.record.name, loaded)
 
     def _lock(self, name: str) -> asyncio.Lock:
         lock = self._locks.get(name)
@@ -245,3 +240,12 @@ class ModelStore:
     def close(self) -> None:
         self._cache.clear()
         self.registry.close()
+
+
+def _nbytes(model: LoadedModel) -> int:
+    """Bytes of a loaded model's arrays: its parameters and its optimizer state."""
+    arrays = [a for layer in model.params for a in (layer.W, layer.b)]
+    arrays += [
+        a for slot in model.state.slots.values() for layer in slot for a in (layer.W, layer.b)
+    ]
+    return sum(a.nbytes for a in arrays)

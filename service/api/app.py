@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api import auth, binary, docs, metrics, problems
+from service.api import auth, binary, docs, fastlane, metrics, problems
 from service.api.budget import BudgetedStore
 from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = BudgetedStore(
         registry,
         cache_models=settings.cache_models,
+        cache_bytes=settings.cache_bytes,
         max_seconds=settings.max_compute_seconds,
         rate=settings.compute_rate,
     )
@@ -101,9 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = job_store
     problems.install(app)
     binary.install(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     for module in (models, compute, learn, stateless, health, v2, datasets, jobs):
         app.include_router(module.router)
+    fastlane.install(app, store, settings)  # innermost: every middleware below applies to it
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     docs.install(app)
     auth.install(app, settings, auth.load_keys(settings))
     metrics.install(app, store)

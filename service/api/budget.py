@@ -61,9 +61,15 @@ class BudgetedStore(ModelStore):
     """A model store that checks every computation against the budget before running it."""
 
     def __init__(
-        self, registry: Registry, *, cache_models: int, max_seconds: float, rate: float
+        self,
+        registry: Registry,
+        *,
+        cache_models: int,
+        cache_bytes: int,
+        max_seconds: float,
+        rate: float,
     ) -> None:
-        super().__init__(registry, cache_models=cache_models)
+        super().__init__(registry, cache_models=cache_models, cache_bytes=cache_bytes)
         self.max_seconds = max_seconds
         self.rate = rate
 

@@ -20,6 +20,7 @@ width for the model), which that check would call failures.
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from typing import Any
 
 import anyio
 import httpx
+import numpy as np
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -42,8 +44,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service import specs
 from service.api.app import create_app
 from service.api.schemas.common import NAME_PATTERN
+from service.core import initialize
+from service.interop import onnx_io
 from service.settings import Settings
 from tests.reliability.support import record_case
 
@@ -109,6 +114,51 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
         "optimizer": {"kind": "adam", "learning_rate": 0.1},
     },
 }
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+# Binary bodies: well-formed files of the right and the wrong shapes, and arbitrary bytes.
+_rows = st.integers(1, 4)
+_junk = st.binary(max_size=64)
+NPY_BODIES = st.one_of(
+    _rows.map(lambda n: _npy(np.linspace(-1, 1, 2 * n).reshape(n, 2))),
+    _rows.map(lambda n: _npy(np.ones((n, 3)))),
+    _junk,
+)
+NPZ_BODIES = st.one_of(
+    _rows.map(
+        lambda n: _npz(inputs=np.linspace(-1, 1, 2 * n).reshape(n, 2), targets=np.full((n, 1), 0.5))
+    ),
+    _rows.map(lambda n: _npz(inputs=np.ones((n, 2)))),
+    _junk,
+)
+ONNX_BODIES = st.one_of(
+    st.sampled_from(sorted(KNOWN_MODELS)).map(lambda name: _onnx_of(name)),
+    _junk,
+)
+
+
+def _onnx_of(name: str) -> bytes:
+    spec = KNOWN_MODELS[name]
+    network = specs.network_from_dict({"dtype": "float64", **spec["network"]})
+    params = initialize(network, "xavier_uniform", 0)
+    return onnx_io.to_onnx(network, params, name, 1)
+
+
+schemathesis.openapi.media_type("application/x-npy", NPY_BODIES)
+schemathesis.openapi.media_type("application/x-npz", NPZ_BODIES)
+schemathesis.openapi.media_type("application/onnx", ONNX_BODIES)
 
 _names = itertools.count()
 

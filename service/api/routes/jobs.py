@@ -28,7 +28,7 @@ from service.registry import JobRecord
 router = APIRouter(tags=["jobs"])
 
 
-def get_jobs(request: Request) -> JobStore:
+async def get_jobs(request: Request) -> JobStore:
     jobs: JobStore = request.app.state.jobs
     return jobs
 
@@ -214,6 +214,24 @@ async def resume_job(job_id: JobIdPath, jobs: JobsDep, response: Response) -> Jo
     return _accepted(await jobs.resume(job_id), response)
 
 
+# One event of the stream (OpenAPI 3.1 describes a text/event-stream by the schema of an event).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's number."},
+        "event": {"type": "string", "enum": ["state", "progress", "end"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "The job's progress as JSON: job, state, version, epoch, step, "
+            "loss, best_loss, validation_loss, eta_seconds, stopped_early (and error).",
+        },
+        "retry": {"type": "integer", "description": "Reconnection delay, in milliseconds."},
+    },
+}
+
+
 @router.get(
     "/v1/jobs/{job_id}/events",
     summary="Follow a job's progress (Server-Sent Events)",
@@ -225,7 +243,7 @@ async def resume_job(job_id: JobIdPath, jobs: JobsDep, response: Response) -> Jo
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
             "description": "The events, until the job stops running.",
         },
         **problem_responses(400, 404, 422),

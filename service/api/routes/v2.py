@@ -190,7 +190,9 @@ async def infer(
     header_length: HeaderLength = None,
 ) -> Response:
     model = await store.load(name)
-    return await _infer(store, model, await request.body(), header_length, settings.max_batch_rows)
+    return await infer_response(
+        store, model, await request.body(), header_length, settings.max_batch_rows
+    )
 
 
 @router.post(
@@ -210,7 +212,9 @@ async def infer_version(
     header_length: HeaderLength = None,
 ) -> Response:
     model = await store.load(name, version)
-    return await _infer(store, model, await request.body(), header_length, settings.max_batch_rows)
+    return await infer_response(
+        store, model, await request.body(), header_length, settings.max_batch_rows
+    )
 
 
 async def _metadata(store: ModelStore, name: str, version: int | None) -> ModelMetadata:
@@ -230,7 +234,7 @@ async def _metadata(store: ModelStore, name: str, version: int | None) -> ModelM
     )
 
 
-async def _infer(
+async def infer_response(
     store: ModelStore,
     model: LoadedModel,
     body: bytes,

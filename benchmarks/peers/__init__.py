@@ -1,0 +1,1 @@
+"""Peer servers measured against the service; each runs in a virtual environment of its own."""

@@ -1,0 +1,121 @@
+"""The fast lane answers the hot requests exactly as the routes do, and hands every other one
+to them: the same bodies, headers, problems, metrics and request log."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from service.api import fastlane
+from tests.api.support import (
+    PROBLEM_JSON,
+    SEED,
+    SEED_INPUTS,
+    assert_close,
+    create_seed,
+)
+
+pytestmark = pytest.mark.anyio
+
+FORWARD = {"inputs": SEED_INPUTS}
+V2 = {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": SEED["input"]}]}
+
+
+async def test_a_plain_forward_is_served_by_the_lane_with_the_routes_answer(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[str] = []
+    original = fastlane.FastLane.forward
+
+    async def spy(self: fastlane.FastLane, name: str, body: bytes, headers: dict[bytes, bytes]):  # type: ignore[no-untyped-def]
+        answer = await original(self, name, body, headers)
+        served.append("lane" if answer is not None else "routes")
+        return answer
+
+    monkeypatch.setattr(fastlane.FastLane, "forward", spy)  # before the app's first request
+    await create_seed(client)
+    # ?notation=layered is the default, but a query string sends the request down the routes.
+    routed = await client.post("/v1/models/seed/forward?notation=layered", json=FORWARD)
+    assert served == []
+    fast = await client.post("/v1/models/seed/forward", json=FORWARD)
+    assert served == ["lane"]
+    assert fast.status_code == routed.status_code == 200
+    assert fast.json() == routed.json()
+    assert_close(fast.json()["outputs"], [SEED["forward"]["out"][-1]])
+    assert fast.headers["etag"] == routed.headers["etag"] == '"1"'
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "pointer"),
+    [
+        (b'{"inputs": [[0.23]]}', 422, "/inputs/0"),  # validates, but the core refuses it
+        (b'{"inputs": [[0.23, NaN]]}', 422, None),  # NaN is refused wherever it is
+        (b'{"inputs": [[0.23, 0.55]', 400, None),  # not JSON at all
+        (b'{"inputs": [[0.23, 1e400]]}', 422, None),
+        (b'{"inputs": []}', 422, None),
+    ],
+)
+async def test_bad_forwards_get_the_routes_problems(
+    client: httpx.AsyncClient, body: bytes, status: int, pointer: str | None
+) -> None:
+    await create_seed(client)
+    r = await client.post(
+        "/v1/models/seed/forward", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM_JSON
+    if pointer is not None:
+        assert pointer in [e["pointer"] for e in r.json()["errors"]]
+
+
+async def test_an_unknown_model_gets_404_through_the_lane(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/models/nobody/forward", json=FORWARD)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == PROBLEM_JSON
+    assert "nobody" in r.json()["detail"]
+
+
+async def test_a_trace_or_npy_answer_goes_down_the_routes(client: httpx.AsyncClient) -> None:
+    await create_seed(client)
+    traced = await client.post("/v1/models/seed/forward", json={**FORWARD, "trace": True})
+    assert traced.status_code == 200
+    assert_close(traced.json()["trace"]["layers"][0]["net"], [SEED["forward"]["net"][0]])
+    npy = await client.post(
+        "/v1/models/seed/forward", json=FORWARD, headers={"Accept": "application/x-npy"}
+    )
+    assert npy.status_code == 200
+    assert npy.headers["content-type"] == "application/x-npy"
+
+
+async def test_v2_infer_through_the_lane_equals_the_versioned_route(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_seed(client)
+    fast = await client.post("/v2/models/seed/infer", json=V2)
+    routed = await client.post("/v2/models/seed/versions/1/infer", json=V2)
+    assert fast.status_code == routed.status_code == 200
+    assert fast.json()["outputs"] == routed.json()["outputs"]
+    assert_close(fast.json()["outputs"][0]["data"], SEED["forward"]["out"][-1])
+    bad = await client.post("/v2/models/seed/infer", content=b"{")
+    assert bad.status_code == 400
+    assert "error" in json.loads(bad.content)
+
+
+async def test_lane_requests_are_counted_by_their_route_template(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_seed(client)
+    for _ in range(3):
+        assert (await client.post("/v1/models/seed/forward", json=FORWARD)).status_code == 200
+    text = (await client.get("/metrics")).text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("backprop_http_requests_total{")
+        and 'route="/v1/models/{name}/forward"' in row
+        and 'status="200"' in row
+    )
+    assert float(line.rsplit(" ", 1)[1]) == 3
