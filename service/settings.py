@@ -46,6 +46,12 @@ class Settings(Limits):
         "recently used out first; a model larger than this is decoded on every request.",
     )
     log_level: str = Field("info", description="uvicorn log level.")
+    access_log: bool = Field(
+        False,
+        description="One JSON line per request on stderr (logger backprop.access). Off by "
+        "default: a line per request costs a write per request; server errors are logged "
+        "either way.",
+    )
     max_dataset_bytes: int = Field(
         64 * MIB, ge=1, description="Largest dataset, in bytes of its arrays (413 above)."
     )

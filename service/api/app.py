@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # The service exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks would
+        # only look for providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.store = store
@@ -109,7 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)
     auth.install(app, settings, auth.load_keys(settings))
     metrics.install(app, store)
-    app.add_middleware(RequestLog)  # outermost: every response gets its X-Request-ID
+    # Outermost: every response gets its X-Request-ID.
+    app.add_middleware(RequestLog, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -60,10 +60,13 @@ def request_id(scope: Scope) -> str:
 
 
 class RequestLog:
-    """Pure ASGI: give each HTTP request an id, return it, and log one line when it ends."""
+    """Pure ASGI: give each HTTP request an id, return it, and log one line when it ends: for
+    every request with ``access_log``, else for server errors only (a line per request costs a
+    write per request, as much as a small forward)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,22 +87,27 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            fields: dict[str, Any] = {
-                "event": "request",
-                "request_id": rid,
-                "method": scope["method"],
-                "route": route_template(scope),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-            }
-            role = scope.get("state", {}).get("role")
-            if role is not None:
-                fields["role"] = role
-            client = scope.get("client")
-            if client:
-                fields["client"] = client[0]
             level = logging.ERROR if status >= 500 else logging.INFO
-            ACCESS.log(level, "request", extra={"fields": fields})
+            if (self.access_log or level == logging.ERROR) and ACCESS.isEnabledFor(level):
+                self._log(scope, rid, status, start, level)
+
+    @staticmethod
+    def _log(scope: Scope, rid: str, status: int, start: float, level: int) -> None:
+        fields: dict[str, Any] = {
+            "event": "request",
+            "request_id": rid,
+            "method": scope["method"],
+            "route": route_template(scope),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+        }
+        role = scope.get("state", {}).get("role")
+        if role is not None:
+            fields["role"] = role
+        client = scope.get("client")
+        if client:
+            fields["client"] = client[0]
+        ACCESS.log(level, "request", extra={"fields": fields})
 
 
 def log_config(level: str) -> dict[str, Any]:

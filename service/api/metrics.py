@@ -103,12 +103,18 @@ class Metrics:
         )
         for kind in ("stored", "stateless"):
             self.train_steps.labels(kind)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry.register(RegistryCollector(store))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method, route, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs a lock and a lookup; the label sets are few
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if method == "POST" and status == 200 and route.endswith("/train-step"):
             self.train_steps.labels("stored" if "{name}" in route else "stateless").inc()
 

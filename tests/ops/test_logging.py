@@ -26,17 +26,31 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
     return [json.loads(formatter.format(r)) for r in caplog.records if r.name == "backprop.access"]
 
 
-async def test_each_request_logs_one_line_with_its_fields(
+async def test_without_the_access_log_successes_log_no_line_but_keep_their_id(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     await client.post("/v1/models", json=seed_model("seed"))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="backprop.access"):
-        response = await client.post(
-            "/v1/models/seed/forward",
-            json={"inputs": [[0.23, 0.55]]},
-            headers={"X-Request-ID": "trace-42"},
-        )
+        ok = await client.post("/v1/models/seed/forward", json={"inputs": [[0.23, 0.55]]})
+        missing = await client.get("/v1/models/nobody")
+    assert (ok.status_code, missing.status_code) == (200, 404)
+    assert ok.headers["x-request-id"] and missing.headers["x-request-id"]
+    assert access_lines(caplog) == []
+
+
+async def test_each_request_logs_one_line_with_its_fields(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with client_for(make_app(access_log=True)) as client:
+        await client.post("/v1/models", json=seed_model("seed"))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="backprop.access"):
+            response = await client.post(
+                "/v1/models/seed/forward",
+                json={"inputs": [[0.23, 0.55]]},
+                headers={"X-Request-ID": "trace-42"},
+            )
     [line] = access_lines(caplog)
     assert response.headers["x-request-id"] == "trace-42"
     assert line["event"] == "request"
@@ -67,7 +81,7 @@ async def test_logs_hold_no_input_data_query_or_key(
     make_app: AppFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret_input = 0.123456789
-    async with client_for(make_app(api_keys=f"{KEY}:admin")) as client:
+    async with client_for(make_app(api_keys=f"{KEY}:admin", access_log=True)) as client:
         with caplog.at_level(logging.DEBUG):
             headers = {"Authorization": f"Bearer {KEY}"}
             await client.post("/v1/models", json=seed_model("seed"), headers=headers)

@@ -59,7 +59,11 @@ def test_metrics_count_the_requests_of_every_worker(tmp_path: Path) -> None:
 
 def test_the_server_logs_json_lines_without_keys(tmp_path: Path) -> None:
     key = "server-log-key-0123456789"
-    env = {"BACKPROP_API_KEYS": f"{key}:admin", "BACKPROP_REGISTRY": "memory://"}
+    env = {
+        "BACKPROP_API_KEYS": f"{key}:admin",
+        "BACKPROP_REGISTRY": "memory://",
+        "BACKPROP_ACCESS_LOG": "true",
+    }
     server = servers.start(env=env)
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
