@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.core.errors import NumericOverflow
-from service.core.parameters import FloatArray, LayerParams, Params
+from service.core.parameters import FloatArray, LayerParams, Params, all_finite
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,12 @@ def step(
                 new_params, new_state = _sgd(optimizer, params, grads, state)
             case Adam():
                 new_params, new_state = _adam(optimizer, params, grads, state)
-    for what, values in [("parameters", new_params), *new_state.slots.items()]:
+    produced = [("parameters", new_params), *new_state.slots.items()]
+    if all_finite([a for _, values in produced for p in values for a in (p.W, p.b)]):
+        return new_params, new_state
+    for what, values in produced:
         for i, p in enumerate(values):
-            if not (np.isfinite(p.W).all() and np.isfinite(p.b).all()):
+            if not all_finite([p.W, p.b]):
                 raise NumericOverflow(
                     f"the update would make the {what} of layer {i} non-finite; lower the "
                     "learning rate or rescale the inputs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -120,6 +121,22 @@ def _to_array(
         raise ShapeMismatch(
             f"{what} must be a rectangular array of numbers (rows of equal length)", pointer
         ) from exc
+
+
+# For a small network the per-call cost of isfinite, not the arithmetic, is what counts: a few
+# values are checked one by one, a few thousand in one pass over their concatenation.
+_SCALAR_LIMIT = 64
+_CONCAT_LIMIT = 4096
+
+
+def all_finite(arrays: Sequence[FloatArray]) -> bool:
+    """Whether every value of every array is finite (no NaN, no infinity)."""
+    size = sum(a.size for a in arrays)
+    if size <= _SCALAR_LIMIT:
+        return all(math.isfinite(x) for a in arrays for x in a.flat)
+    if size <= _CONCAT_LIMIT:
+        return bool(np.isfinite(np.concatenate(arrays, axis=None)).all())
+    return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 def _check_finite(arr: FloatArray, what: str, pointer: str) -> None:

@@ -26,6 +26,7 @@ from service.core.parameters import (
     FloatArray,
     LayerParams,
     Params,
+    all_finite,
     check_batch,
     check_targets,
 )
@@ -89,28 +90,35 @@ def gradient(network: Network, params: Params, X: ArrayLike, T: ArrayLike) -> Gr
     deltas.reverse()
     if not np.isfinite(loss):
         raise NumericOverflow("the loss is not finite for these inputs and parameters", "")
-    for i, (g, d) in enumerate(zip(grads, deltas, strict=True)):
-        if not (np.isfinite(g.W).all() and np.isfinite(g.b).all() and np.isfinite(d).all()):
-            raise NumericOverflow(
-                f"the gradient of layer {i} overflows: its values would not be finite in "
-                f"{network.dtype}",
-                f"/layers/{i}",
-            )
+    # A non-finite delta makes its column of dE/db non-finite (db sums the rows of delta), so
+    # finite gradients mean finite deltas.
+    if not all_finite([a for g in grads for a in (g.W, g.b)]):
+        for i, (g, d) in enumerate(zip(grads, deltas, strict=True)):
+            if not all_finite([g.W, g.b, d]):
+                raise NumericOverflow(
+                    f"the gradient of layer {i} overflows: its values would not be finite in "
+                    f"{network.dtype}",
+                    f"/layers/{i}",
+                )
     return GradientResult(loss, tuple(grads), tuple(deltas), trace)
 
 
 def _forward(network: Network, params: Params, a: FloatArray) -> Trace:
     trace: list[LayerTrace] = []
     with np.errstate(all="ignore"):
-        for i, (layer, p) in enumerate(zip(network.layers, params, strict=True)):
+        for layer, p in zip(network.layers, params, strict=True):
             net = a @ p.W + p.b
             a = activations.activate(layer, net)
-            # out can overflow where net did not (leaky_relu with a large slope).
-            if not (np.isfinite(net).all() and np.isfinite(a).all()):
+            trace.append(LayerTrace(net, a))
+    # A non-finite out of a layer makes the next layer's net non-finite (inf times a weight is
+    # inf, or NaN where the weight is 0), so the nets and the last out cover every out; out can
+    # overflow where net did not (leaky_relu with a large slope).
+    if not all_finite([*(t.net for t in trace), trace[-1].out]):
+        for i, t in enumerate(trace):
+            if not all_finite([t.net, t.out]):
                 raise NumericOverflow(
                     f"the net input or output of layer {i} overflows: its values would not be "
                     f"finite in {network.dtype}",
                     f"/layers/{i}",
                 )
-            trace.append(LayerTrace(net, a))
     return tuple(trace)
