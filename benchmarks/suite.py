@@ -152,7 +152,7 @@ def service(registry: str) -> list[str]:
     return [PYTHON, "-m", "service", "serve", "--port", "{port}", "--registry", registry]
 
 
-SERVICE_ENV = {"BACKPROP_LOG_LEVEL": "warning"}
+SERVICE_ENV: dict[str, str] = {}  # as shipped: the default settings
 
 
 def baseline(app: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -44,6 +45,19 @@ class Settings(Limits):
         ge=0,
         description="Bytes of decoded parameters (and optimizer state) kept in memory, least "
         "recently used out first; a model larger than this is decoded on every request.",
+    )
+    compute_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads for the computations too large to run on the event loop "
+        "(default: the CPUs).",
+    )
+    compute_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of those threads is than that of the "
+        "event loop, which serves the small requests (Linux nice; 0: the same).",
     )
     log_level: str = Field("info", description="uvicorn log level.")
     access_log: bool = Field(

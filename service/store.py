@@ -30,6 +30,7 @@ from service.core import (
     step,
 )
 from service.registry import ModelBusy, ModelRecord, Registry, VersionConflict, VersionInfo
+from service.threads import LowPriorityPool
 
 T = TypeVar("T")
 
@@ -63,9 +64,18 @@ class ModelStore:
     """Operations on stored models; safe for many concurrent requests in one event loop."""
 
     def __init__(
-        self, registry: Registry, *, cache_models: int = 256, cache_bytes: int = 1 << 30
+        self,
+        registry: Registry,
+        *,
+        cache_models: int = 256,
+        cache_bytes: int = 1 << 30,
+        compute_threads: int = 2,
+        compute_nice: int = 5,
     ) -> None:
         self.registry = registry
+        # Large computations run here, below the event loop's priority, so that the small
+        # requests the loop serves meanwhile keep their latency.
+        self._pool = LowPriorityPool(compute_threads, compute_nice, "backprop-compute")
         self._cache: LRUCache[str, LoadedModel] = LRUCache(cache_models, cache_bytes, _nbytes)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -166,7 +176,7 @@ class ModelStore:
         cost = rows * network.parameter_count
         if cost <= INLINE_COMPUTE_LIMIT:
             return fn(*args)
-        return await run_in_threadpool(fn, *args)
+        return await self._pool.run(fn, *args)
 
     async def gradient(
         self, network: Network, params: Params, X: ArrayLike, T: ArrayLike
@@ -238,6 +248,7 @@ class ModelStore:
         return lock
 
     def close(self) -> None:
+        self._pool.close()
         self._cache.clear()
         self.registry.close()
 

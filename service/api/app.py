@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry,
         cache_models=settings.cache_models,
         cache_bytes=settings.cache_bytes,
+        compute_threads=settings.compute_threads,
+        compute_nice=settings.compute_nice,
         max_seconds=settings.max_compute_seconds,
         rate=settings.compute_rate,
     )

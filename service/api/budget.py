@@ -64,12 +64,11 @@ class BudgetedStore(ModelStore):
         self,
         registry: Registry,
         *,
-        cache_models: int,
-        cache_bytes: int,
         max_seconds: float,
         rate: float,
+        **options: int,
     ) -> None:
-        super().__init__(registry, cache_models=cache_models, cache_bytes=cache_bytes)
+        super().__init__(registry, **options)
         self.max_seconds = max_seconds
         self.rate = rate
 

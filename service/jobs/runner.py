@@ -25,10 +25,8 @@ import os
 import queue
 import secrets
 import socket
-import sys
 import threading
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -51,6 +49,7 @@ from service.registry import (
     RegistryUnavailable,
     VersionConflict,
 )
+from service.threads import lower_priority
 
 log = logging.getLogger("service.jobs")
 
@@ -65,17 +64,6 @@ class RunnerConfig:
     heartbeat_seconds: float = 2.0
     stale_seconds: float = 30.0
     nice: int = 10  # how much lower the worker threads' CPU priority is (Linux)
-
-
-def lower_priority(nice: int) -> None:
-    """Lower the calling thread's CPU priority by `nice` (at most to 19), so that request
-    handling wins the CPU from training. Linux only, where a nice value is per thread."""
-    if nice <= 0 or sys.platform != "linux":
-        return
-    thread = threading.get_native_id()
-    with suppress(OSError):
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
 
 
 class _Handle:

@@ -14,9 +14,9 @@ from numpy.random import PCG64, Generator
 
 from service import specs
 from service.core import SGD, Adam, Layer, Network, OptimizerState, Params, gradient, initialize
-from service.jobs.runner import lower_priority
 from service.jobs.training import Position, Step, TrainConfig, Trainer
 from service.registry.codec import decode_arrays, encode_arrays
+from service.threads import lower_priority
 
 NET = Network(3, (Layer(5, "tanh"), Layer(2, "softmax")), "cross_entropy")
 RNG = np.random.default_rng(1)
