@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -90,3 +93,23 @@ async def test_train_step_retries_when_another_process_wrote_first() -> None:
     assert outcome.record.version == 3
     assert [v.reason for v in registry.versions("m")] == ["train-step", "other process", "create"]
     store.close()
+
+
+def _priority_and_thread() -> tuple[int, int]:
+    thread = threading.get_native_id()
+    return os.getpriority(os.PRIO_PROCESS, thread), thread
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux")
+@pytest.mark.anyio
+async def test_large_computations_run_below_the_event_loops_priority() -> None:
+    store = ModelStore(MemoryRegistry(), compute_nice=3)
+    try:
+        loop_priority, loop_thread = _priority_and_thread()
+        small = await store.compute(NETWORK, _priority_and_thread, data=np.zeros((1, 2)))
+        large = await store.compute(NETWORK, _priority_and_thread, data=np.zeros((100_000, 2)))
+    finally:
+        store.close()
+    assert small == (loop_priority, loop_thread)  # inline, on the loop
+    assert large[1] != loop_thread
+    assert large[0] == min(19, loop_priority + 3)
