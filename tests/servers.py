@@ -7,10 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,22 @@ class Server:
 
     process: subprocess.Popen[bytes]
     url: str
+    _chunks: list[bytes] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        # Drain the output as it comes: a pipe nobody reads fills (64 KiB) and then blocks the
+        # server's next log write, which freezes its event loop.
+        if self.process.stdout is not None:
+            self._reader = threading.Thread(target=self._drain, daemon=True)
+            self._reader.start()
+
+    def _drain(self) -> None:
+        stream = self.process.stdout
+        assert stream is not None
+        # os.read returns what is there (up to 64 KiB) and b"" at the end of the output.
+        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+            self._chunks.append(chunk)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -64,9 +81,10 @@ class Server:
     def log(self) -> str:
         if self.process.stdout is None or self.process.poll() is None:
             return ""
-        text = self.process.stdout.read().decode(errors="replace")
+        if self._reader is not None:
+            self._reader.join()
         self.process.stdout.close()
-        return text
+        return b"".join(self._chunks).decode(errors="replace")
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> Server:

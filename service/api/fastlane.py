@@ -8,19 +8,24 @@ they always do, and serves two requests directly: ``POST /v1/models/{name}/forwa
 JSON body, and ``POST /v2/models/{name}/infer``. It reads the body, validates it from bytes
 with the route's own schema, computes through the same store and answers as the route would.
 
-It serves only the plain, successful case. Anything else (a query string, another media type,
-a body that does not validate, an unknown model, any error) is replayed, body and all, into
-the full application, which answers exactly as it always has, problem details included. The
-lane adds no operation of its own: the routes stay the documented ones.
+It serves only the plain case. A request it does not take (a query string, another media type,
+a trace, a body that does not validate) is replayed, body and all, into the full application,
+which answers exactly as it always has; a domain error raised while serving (an unknown model,
+the registry unavailable, a numeric overflow) gets the application's own exception handler,
+the same problem the route would give, without doing the work twice. The lane adds no
+operation of its own: the routes stay the documented ones.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,8 +49,11 @@ Handler = Callable[[str, bytes, dict[bytes, bytes]], Awaitable[Response | None]]
 class FastLane:
     """Pure ASGI: serve the hot requests directly, replay every other one into ``app``."""
 
-    def __init__(self, app: ASGIApp, store: ModelStore, settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, fastapi: FastAPI, store: ModelStore, settings: Settings
+    ) -> None:
         self.app = app
+        self.fastapi = fastapi
         self.store = store
         self.settings = settings
         self.lanes: list[tuple[re.Pattern[str], Handler, Template]] = [
@@ -80,13 +88,27 @@ class FastLane:
         body = b"".join(m.get("body", b"") for m in messages)
         try:
             response = await handler(match["name"], body, dict(scope["headers"]))
-        except Exception:
-            response = None
+        except ValidationError:
+            response = None  # FastAPI words the body's validation errors: the routes answer
+        except Exception as exc:
+            # A domain error (unknown model, registry unavailable, numeric overflow, ...) gets
+            # the app's own handler, as on the routes, without doing the work again.
+            response = await self._answer(scope, receive, exc)
         if response is None:
             await self.app(scope, _replay(messages, receive), send)
             return
         scope["route"] = route  # for the metrics and the request log: the route template
         await response(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, exc: Exception) -> Response | None:
+        """The response of the app's exception handler for ``exc``; None if it has none."""
+        handlers = self.fastapi.exception_handlers
+        for kind in type(exc).__mro__:
+            handler = handlers.get(kind)
+            if handler is not None and kind is not Exception:
+                answer = handler(Request(scope, receive), exc)
+                return await answer if inspect.isawaitable(answer) else answer
+        return None
 
     async def forward(self, name: str, body: bytes, headers: dict[bytes, bytes]) -> Response | None:
         """The JSON forward route's answer, or None where that route must answer itself."""
@@ -132,7 +154,7 @@ class Template:
 
 def install(app: FastAPI, store: ModelStore, settings: Settings) -> None:
     """Add the lane; call it before the other middlewares so that it sits inside them."""
-    app.add_middleware(FastLane, store=store, settings=settings)
+    app.add_middleware(FastLane, fastapi=app, store=store, settings=settings)
 
 
 async def _read(receive: Receive) -> list[Message]:
