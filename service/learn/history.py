@@ -1,9 +1,9 @@
 """The loss of a model over its history, drawn.
 
-Until the service keeps a training history (the jobs issue adds ``GET /v1/models/{name}/
-history``), the history is that of the model's kept versions: the loss of each on the data given.
-Each train-step makes a version, so for a model trained by train-steps this is its training
-curve, as far back as the registry keeps versions.
+Two histories: the training history that jobs keep (the loss of every epoch, with the version
+it committed), and the model's kept versions, each evaluated on data given: every train-step
+makes a version, so for a model trained step by step that is its training curve, as far back
+as the registry keeps versions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from numpy.typing import ArrayLike
 
 from service.learn.plot import Point, line_plot
-from service.registry import VersionNotFound
+from service.registry import HistoryEntry, VersionNotFound
 from service.store import ModelStore
 
 
@@ -52,6 +52,25 @@ def history_svg(name: str, losses: list[VersionLoss], rows: int) -> str:
         title=f"{name}: loss by version",
         subtitle=f"mean loss on {rows} sample{'s' if rows != 1 else ''} at each kept version",
         x_label="version",
+        y_label="loss",
+        integer_x=True,
+    )
+
+
+def training_svg(name: str, entries: list[HistoryEntry]) -> str:
+    """The line plot of the training loss of every epoch that jobs trained, oldest first."""
+    points = [
+        Point(i, float(e.data["loss"]), f"job {e.job}, version {e.version}")
+        for i, e in enumerate(entries, start=1)
+        if isinstance(e.data.get("loss"), (int, float))
+    ]
+    jobs = len({e.job for e in entries})
+    return line_plot(
+        points,
+        title=f"{name}: training loss by epoch",
+        subtitle=f"mean training loss of each epoch, {len(points)} epochs of {jobs} "
+        f"job{'s' if jobs != 1 else ''}",
+        x_label="epoch",
         y_label="loss",
         integer_x=True,
     )

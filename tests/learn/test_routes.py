@@ -299,12 +299,14 @@ async def test_history_takes_several_rows(client: httpx.AsyncClient) -> None:
     assert "mean loss on 2 samples" in response.text
 
 
-async def test_history_needs_inputs_and_targets(client: httpx.AsyncClient) -> None:
+async def test_history_needs_both_inputs_and_targets_or_neither(
+    client: httpx.AsyncClient,
+) -> None:
     await create_seed(client)
-    response = await client.get("/v1/models/seed/history.svg")
-    assert_problem(response, 422, parameter="inputs")
     response = await client.get("/v1/models/seed/history.svg", params={"inputs": "0.23,0.55"})
     assert_problem(response, 422, parameter="targets")
+    response = await client.get("/v1/models/seed/history.svg", params={"targets": "0.01"})
+    assert_problem(response, 422, parameter="inputs")
 
 
 async def test_history_with_mismatched_rows_is_422(client: httpx.AsyncClient) -> None:

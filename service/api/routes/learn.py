@@ -4,6 +4,7 @@ as a walkthrough, on a stored model."""
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -16,6 +17,7 @@ from fastapi.openapi.models import Example
 from service.api import examples
 from service.api.deps import NamePath, StoreDep, etag
 from service.api.problems import problem_responses
+from service.api.routes.jobs import JobsDep
 from service.api.schemas.learn import (
     DeltaFormOut,
     DeltaTermOut,
@@ -25,11 +27,13 @@ from service.api.schemas.learn import (
     PathOut,
 )
 from service.core import CoreError, Explanation, Factor, explain, forward
+from service.jobs.store import JobStore
 from service.learn.chainrule import explanation_markdown
 from service.learn.diagram import Sample, network_svg
-from service.learn.history import history_svg, loss_by_version
+from service.learn.history import history_svg, loss_by_version, training_svg
 from service.learn.limits import check_drawable, check_walkable
 from service.learn.walkthrough import walkthrough
+from service.registry import HistoryEntry
 
 router = APIRouter(prefix="/v1/models", tags=["learn"])
 
@@ -94,22 +98,25 @@ SampleTargets = Annotated[
     ),
 ]
 BatchInputs = Annotated[
-    str,
+    str | None,
     Query(
         max_length=QUERY_MAX_LENGTH,
-        description=f"Inputs, {_NUMBERS}, rows separated by semicolons: `0.23,0.55;0.1,0.9`.",
+        description=f"Inputs, {_NUMBERS}, rows separated by semicolons: `0.23,0.55;0.1,0.9`. "
+        "With `targets`: plot the loss of every kept version on these samples.",
         openapi_examples=_example("The seed's input", _SEED_INPUTS),
     ),
 ]
 BatchTargets = Annotated[
-    str,
+    str | None,
     Query(
         max_length=QUERY_MAX_LENGTH,
         description=f"Targets, one row per input row, {_NUMBERS}, rows separated by "
-        "semicolons: `0.01;0.99`.",
+        "semicolons: `0.01;0.99`. With `inputs`.",
         openapi_examples=_example("The seed's target", _SEED_TARGETS),
     ),
 ]
+HISTORY_POINTS = 10_000
+HISTORY_PAGE = 1_000
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="A kept older version; the current one by default.")
 ]
@@ -237,22 +244,45 @@ async def diagram_svg(
 @router.get(
     "/{name}/history.svg",
     summary="The loss over the model's history, plotted as SVG",
-    description="Until training jobs keep a history, the history is that of the model's kept "
-    "versions: the mean loss on the given `inputs` and `targets` of every version the registry "
-    "still keeps (BACKPROP_KEEP_VERSIONS), against the version number. Every train-step makes "
-    "a version, so for a model trained step by step this is its training curve. Once training "
-    "jobs exist this will plot the job history.",
+    description="Without `inputs` and `targets`: the training history that jobs keep (see "
+    "`GET /v1/models/{name}/history`), the mean training loss of every epoch, oldest first "
+    f"(the last {HISTORY_POINTS}). With them: the mean loss on those samples of every version "
+    "the registry still keeps (BACKPROP_KEEP_VERSIONS), against the version number; every "
+    "train-step makes a version, so for a model trained step by step this is its training "
+    "curve.",
     response_class=SVGResponse,
     responses={**problem_responses(404, 422), **_text(SVG, "The plot")},
 )
 async def history_plot(
-    name: NamePath, store: StoreDep, inputs: BatchInputs, targets: BatchTargets
+    name: NamePath,
+    store: StoreDep,
+    jobs: JobsDep,
+    inputs: BatchInputs = None,
+    targets: BatchTargets = None,
 ) -> SVGResponse:
+    if inputs is None and targets is None:
+        entries = await _training_history(jobs, name)
+        return SVGResponse(training_svg(name, entries))
+    if inputs is None or targets is None:
+        missing = "inputs" if inputs is None else "targets"
+        raise _query_error(missing, "give both inputs and targets, or neither")
     X, T = _rows(inputs, "inputs"), _rows(targets, "targets")
     with _from_query():
         losses = await loss_by_version(store, name, X, T)
     headers = etag(losses[-1].version) if losses else {}
     return SVGResponse(history_svg(name, losses, len(X)), headers=headers)
+
+
+async def _training_history(jobs: JobStore, name: str) -> list[HistoryEntry]:
+    """The last HISTORY_POINTS entries of the model's training history, oldest first."""
+    kept: deque[HistoryEntry] = deque(maxlen=HISTORY_POINTS)
+    after: int | None = None
+    while True:
+        page = await jobs.history(name, HISTORY_PAGE, after)
+        kept.extend(page)
+        if len(page) < HISTORY_PAGE:
+            return list(kept)
+        after = page[-1].seq
 
 
 @router.get(
