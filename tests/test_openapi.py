@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from scripts.gen_openapi import SPEC, render
+from service.api.app import create_app
+from service.settings import Settings
 from tests.seed import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,3 +79,9 @@ def test_limits_show_in_the_spec() -> None:
     assert schemas["NetworkSpec"]["properties"]["layers"]["maxItems"] >= 1
     assert schemas["LayerSpec"]["properties"]["units"]["maximum"] >= 1
     assert schemas["ForwardRequest"]["properties"]["inputs"]["maxItems"] >= 1
+
+
+def test_an_app_with_other_limits_than_the_schemas_is_refused() -> None:
+    """The schemas hold the limits read at import: an app must not pretend to other ones."""
+    with pytest.raises(ValueError, match="max_batch_rows=2"):
+        create_app(Settings(registry="memory://", max_batch_rows=2))

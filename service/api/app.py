@@ -16,9 +16,10 @@ from service.api.budget import BudgetedStore
 from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
 from service.api.routes import compute, datasets, health, jobs, learn, models, stateless, v2
+from service.api.schemas.common import LIMITS
 from service.jobs.store import open_jobs
 from service.registry import open_registry
-from service.settings import Settings
+from service.settings import Limits, Settings
 
 DESCRIPTION = """
 The mathematics of feed-forward neural networks over HTTP: describe a network in JSON, store it,
@@ -69,6 +70,7 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new application on its own registry, opened from ``settings.registry``."""
     settings = settings or Settings()
+    _check_limits(settings)
     registry = open_registry(settings.registry, keep_versions=settings.keep_versions)
     store = BudgetedStore(
         registry,
@@ -118,6 +120,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _check_limits(settings: Settings) -> None:
+    """The request schemas, and so the spec, hold the size limits read from ``BACKPROP_*`` when
+    the service was imported: an app with other limits would enforce them only in part."""
+    differ = [
+        f"{field}={getattr(settings, field)} (imported with {getattr(LIMITS, field)})"
+        for field in Limits.model_fields
+        if getattr(settings, field) != getattr(LIMITS, field)
+    ]
+    if differ:
+        raise ValueError(
+            "the size limits are read from the environment when the service is imported, so "
+            "that the request schemas and the OpenAPI spec declare them; set "
+            f"BACKPROP_MAX_* before starting instead of passing {', '.join(differ)}"
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

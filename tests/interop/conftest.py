@@ -13,7 +13,6 @@ from service.settings import Settings
 from tests.api.support import client_for, create_seed
 
 MAX_BODY_BYTES = 256 * 1024
-MAX_BATCH_ROWS = 1000
 
 
 @pytest.fixture
@@ -24,9 +23,7 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """A client of a new app on a memory registry that holds the seed model ``seed``."""
-    settings = Settings(
-        registry="memory://", max_body_bytes=MAX_BODY_BYTES, max_batch_rows=MAX_BATCH_ROWS
-    )
+    settings = Settings(registry="memory://", max_body_bytes=MAX_BODY_BYTES)
     app = create_app(settings)
     try:
         async with client_for(app) as c:

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tests.api.support import SEED, SEED_PARAMETERS, assert_problem, create_seed
-from tests.interop.conftest import MAX_BATCH_ROWS
+from service.api.app import create_app
+from service.api.schemas.common import LIMITS
+from service.settings import Settings
+from tests.api.support import SEED, SEED_PARAMETERS, assert_problem, client_for, create_seed
 from tests.v2.support import random_model
 
 pytestmark = pytest.mark.anyio
@@ -196,11 +198,18 @@ async def test_non_finite_npy_inputs_are_a_422(client: httpx.AsyncClient) -> Non
     assert_problem(response, 422, pointer="/inputs/1/0")
 
 
-async def test_more_rows_than_the_limit_are_a_422(client: httpx.AsyncClient) -> None:
-    array = np.zeros((MAX_BATCH_ROWS + 1, 2))
-    response = await client.post(FORWARD, content=npy(array), headers={"Content-Type": NPY})
+async def test_more_rows_than_the_limit_are_a_422() -> None:
+    rows = LIMITS.max_batch_rows
+    app = create_app(Settings(registry="memory://", max_body_bytes=32 * rows))
+    try:
+        async with client_for(app) as client:
+            await create_seed(client)
+            array = np.zeros((rows + 1, 2))
+            response = await client.post(FORWARD, content=npy(array), headers={"Content-Type": NPY})
+    finally:
+        app.state.store.close()
     body = assert_problem(response, 422, pointer="/inputs")
-    assert str(MAX_BATCH_ROWS) in body["error"]
+    assert str(rows) in body["error"]
 
 
 async def test_an_npy_body_over_the_limit_is_a_413(client: httpx.AsyncClient) -> None:
