@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import get_args
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -33,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.registry import RegistryError
+from service.registry import JobState, RegistryError
 from service.store import ModelStore
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -124,7 +125,8 @@ class Metrics:
 
 
 class RegistryCollector:
-    """Gauges read from the registry at scrape time: the models and whether it answers."""
+    """Gauges read from the registry at scrape time: whether it answers, the models, and the
+    training jobs by state (of every replica: they share the registry)."""
 
     def __init__(self, store: ModelStore) -> None:
         self.store = store
@@ -145,6 +147,16 @@ class RegistryCollector:
         up.add_metric([], 1)
         yield up
         yield GaugeMetricFamily("backprop_models", "Models in the registry.", value=float(count))
+        try:
+            by_state = self.store.registry.count_jobs_by_state()
+        except RegistryError:
+            return
+        jobs = GaugeMetricFamily(
+            "backprop_jobs", "Training jobs in the registry, by state.", labels=["state"]
+        )
+        for state in get_args(JobState):
+            jobs.add_metric([state], float(by_state.get(state, 0)))
+        yield jobs
 
 
 class MetricsMiddleware:
@@ -186,7 +198,8 @@ router = APIRouter(tags=["operations"])
     description="The service's metrics in the Prometheus text format (OpenMetrics when asked "
     "for by `Accept`): `backprop_http_requests_total` and "
     "`backprop_http_request_duration_seconds` by method, route template and status, "
-    "`backprop_train_steps_total`, `backprop_models` and `backprop_registry_up`. Summed over "
+    "`backprop_train_steps_total`, `backprop_models`, `backprop_jobs` (by state) and "
+    "`backprop_registry_up`. Summed over "
     "every worker process.",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},

@@ -189,6 +189,10 @@ class JobStorage(ABC):
         """Return the number of jobs (of `model` if given)."""
 
     @abstractmethod
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """Return the number of jobs in each state (states with no job left out)."""
+
+    @abstractmethod
     def job_data(self, job_id: str) -> dict[str, NDArray[Any]] | None:
         """Return the job's own arrays, None if it trains on a dataset; JobNotFound."""
 

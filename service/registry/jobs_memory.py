@@ -10,6 +10,7 @@ import builtins
 import threading
 import time
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -296,6 +297,12 @@ class MemoryJobs(JobStorage):
         with self._lock:
             self._check_open()
             return sum(1 for j in self._jobs.values() if model is None or j.model == model)
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """Return the number of jobs in each state (states with no job left out)."""
+        with self._lock:
+            self._check_open()
+            return dict(Counter(j.state for j in self._jobs.values()))
 
     def job_data(self, job_id: str) -> dict[str, NDArray[Any]] | None:
         """Return the job's own arrays or None; JobNotFound."""

@@ -345,6 +345,12 @@ class SqlJobs(JobStorage):
         count: int = rows[0][0]
         return count
 
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """Return the number of jobs in each state (states with no job left out)."""
+        with self._tx(write=False) as tx:
+            rows = tx.rows("SELECT state, count(*) FROM jobs GROUP BY state")
+        return {cast(JobState, state): int(n) for state, n in rows}
+
     def job_data(self, job_id: str) -> dict[str, NDArray[Any]] | None:
         """Return the job's own arrays or None; JobNotFound."""
         with self._tx(write=False) as tx:

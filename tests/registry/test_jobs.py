@@ -348,6 +348,15 @@ def test_jobs_are_listed_newest_first(registry: Registry) -> None:
     assert (registry.count_jobs(), registry.count_jobs("a")) == (3, 2)
 
 
+def test_jobs_are_counted_by_state(registry: Registry) -> None:
+    assert registry.count_jobs_by_state() == {}
+    for job_id, model in (("j1", "a"), ("j2", "b"), ("j3", "c")):
+        registry.create(model, SPEC, bundle())
+        registry.create_job(job_id, model, None, CONFIG, ME, {})
+    registry.cancel_job("j1")
+    assert registry.count_jobs_by_state() == {"cancelled": 1, "queued": 2}
+
+
 def test_history_is_paginated_and_deleted_with_its_model(registry: Registry) -> None:
     running_job(registry)
     for epoch in range(1, 4):
