@@ -3,12 +3,18 @@ JSON log lines on stderr, and the warning when it listens beyond loopback withou
 
 from __future__ import annotations
 
+import io
 import json
 import logging.config
+import math
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 
@@ -135,3 +141,47 @@ def test_a_given_metrics_folder_is_emptied_of_an_earlier_run(
         assert given == str(tmp_path)
         assert not (tmp_path / "counter_123.db").exists()
     assert (tmp_path / "keep.txt").exists()
+
+
+def test_a_request_in_flight_completes_on_sigterm() -> None:
+    """SIGTERM stops the server gracefully: a request it is computing still gets its answer."""
+    wide = {
+        "name": "wide",
+        "network": {
+            "inputs": 1024,
+            "layers": [{"units": 1024, "activation": "relu"} for _ in range(3)]
+            + [{"units": 1, "activation": "sigmoid"}],
+            "loss": "half_squared_error",
+        },
+        "init": {"seed": 0},
+    }
+    X = np.random.default_rng(0).random((2048, 1024))
+    buffer = io.BytesIO()
+    np.savez(buffer, inputs=X, targets=np.full((2048, 1), 0.5))
+    server = servers.start(env={"BACKPROP_REGISTRY": "memory://"})
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert client.post("/v1/models", json=wide).status_code == 201
+            answers: list[httpx.Response] = []
+            sender = threading.Thread(
+                target=lambda: answers.append(
+                    client.post(
+                        "/v1/models/wide/gradient",
+                        content=buffer.getvalue(),
+                        headers={"Content-Type": "application/x-npz"},
+                    )
+                )
+            )
+            sender.start()
+            time.sleep(0.5)  # the gradient (about 39 GFLOP) is being computed
+            assert not answers, "the request ended before the signal: make it larger"
+            server.process.send_signal(signal.SIGTERM)
+            sender.join(timeout=60)
+        log = server.stop()
+    finally:
+        if server.process.poll() is None:
+            server.kill()
+    [answer] = answers
+    assert answer.status_code == 200, answer.text
+    assert math.isfinite(answer.json()["loss"])
+    assert server.process.returncode in (0, -signal.SIGTERM), log
