@@ -8,10 +8,12 @@ three runs are kept under ``/tmp/pytest-of-$USER/``) to be looked at.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import struct
 import subprocess
+import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 
@@ -24,7 +26,13 @@ from tests.api.support import SEED
 from tests.learn.support import SEED_NET, SEED_PARAMS, SEED_T, SEED_X
 
 CHROMIUM = "/usr/bin/chromium"
-WINDOW = (1000, 700)
+MARGIN = 16  # the window is the drawing's size and a little more: no scrollbars, nothing cut
+
+
+def window_of(svg: str) -> tuple[int, int]:
+    root = ET.fromstring(svg)
+    width, height = (math.ceil(float(root.get(side, "0"))) for side in ("width", "height"))
+    return width + MARGIN, height + MARGIN
 
 
 def chromium() -> str:
@@ -41,7 +49,12 @@ def chromium() -> str:
     return path
 
 
-def screenshot(svg: str, tmp_path: Path, name: str) -> Path:
+# The screenshots stay here after the test run (CI lists them), to be looked at.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "render"
+
+
+def screenshot(svg: str, tmp_path: Path, name: str) -> tuple[Path, tuple[int, int]]:
+    window = window_of(svg)
     source = tmp_path / f"{name}.svg"
     source.write_text(svg, encoding="utf-8")
     png = tmp_path / f"{name}.png"
@@ -56,12 +69,14 @@ def screenshot(svg: str, tmp_path: Path, name: str) -> Path:
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         f"--screenshot={png}",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        f"--window-size={window[0]},{window[1]}",
         source.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    return png
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, ARTIFACTS / png.name)  # kept after the run, to be looked at
+    return png, window
 
 
 def png_size_and_pixels(png: Path) -> tuple[tuple[int, int], bytes]:
@@ -81,9 +96,10 @@ def png_size_and_pixels(png: Path) -> tuple[tuple[int, int], bytes]:
     return size, zlib.decompress(idat)
 
 
-def assert_drawn(png: Path) -> None:
+def assert_drawn(shot: tuple[Path, tuple[int, int]]) -> None:
+    png, window = shot
     size, pixels = png_size_and_pixels(png)
-    assert size == WINDOW
+    assert size == window
     # A blank page inflates to little more than filter bytes and white; a drawing to many values.
     assert len(set(pixels)) > 32, "the screenshot is blank"
 
