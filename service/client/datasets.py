@@ -1,4 +1,5 @@
-"""Datasets: training data stored by name, as JSON rows or uploaded as CSV or ``.npz``."""
+"""Datasets: training data stored by name, as JSON rows or uploaded as CSV, ``.npz`` or
+``.npy``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from numpy.typing import NDArray
 from service.api.schemas.jobs import DatasetData, DatasetList, DatasetPublic
 from service.client.call import NPZ, Call, Matrix, arrays, body, nothing, params, path, schema
 
-UPLOAD_MEDIA = {"csv": "text/csv", "npz": NPZ}
+UPLOAD_MEDIA = {"csv": "text/csv", "npz": NPZ, "npy": "application/x-npy"}
 
 
 def create_dataset(name: str, inputs: Matrix, targets: Matrix) -> Call[DatasetPublic]:
@@ -26,14 +27,14 @@ def create_dataset(name: str, inputs: Matrix, targets: Matrix) -> Call[DatasetPu
 def upload_dataset(
     name: str,
     data: bytes,
-    format: Literal["csv", "npz"],
+    format: Literal["csv", "npz", "npy"],
     *,
     input_columns: int | None = None,
 ) -> Call[DatasetPublic]:
     """``POST /v1/datasets?name=`` with a file: ``csv`` (the first ``input_columns`` values of
-    a line are inputs, the rest targets; a first line that is not all numbers is a header) or
-    ``npz`` (arrays ``inputs`` and ``targets``, as ``numpy.savez`` writes them). Stored bit
-    for bit."""
+    a line are inputs, the rest targets; a first line that is not all numbers is a header),
+    ``npz`` (arrays ``inputs`` and ``targets``, as ``numpy.savez`` writes them) or ``npy`` (one
+    2-D array, its first ``input_columns`` columns the inputs). Stored bit for bit."""
     return Call(
         "POST",
         "/v1/datasets",

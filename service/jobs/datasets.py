@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from service.jobs.errors import DatasetTooLarge, InvalidDataset
 
-Source = Literal["json", "csv", "npz"]
+Source = Literal["json", "csv", "npz", "npy"]
 FloatArray = NDArray[np.floating[Any]]
 NPZ_KEYS = ("inputs", "targets")
 
@@ -167,6 +167,32 @@ def from_npz(data: bytes, max_bytes: int) -> Dataset:
     inputs, targets = arrays["inputs"], arrays["targets"]
     common = np.float32 if inputs.dtype == targets.dtype == np.float32 else np.float64
     return _checked(_as_float(inputs, common), _as_float(targets, common), "npz", "")
+
+
+def from_npy(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
+    """Read one 2-D array of an ``.npy`` file (never unpickling): its first `input_columns`
+    columns are the inputs, the rest the targets, as in a CSV upload."""
+    member = io.BytesIO(data)
+    try:
+        shape, dtype = _npy_header(member, "array")
+        _check_bytes(math.prod(shape) * dtype.itemsize, max_bytes)
+        member.seek(0)
+        table = np.lib.format.read_array(member, allow_pickle=False)
+    except (InvalidDataset, DatasetTooLarge):
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidDataset(f"the upload is not a readable .npy file: {exc}") from None
+    if table.ndim != 2:
+        raise InvalidDataset(
+            f"the .npy array must be 2-D (rows x columns); got shape {list(table.shape)}"
+        )
+    if not 0 < input_columns < table.shape[1]:
+        raise InvalidDataset(
+            f"input_columns is {input_columns} but the array has {table.shape[1]} columns; it "
+            "must leave at least one column of inputs and one of targets"
+        )
+    table = _as_float(table, np.float32 if table.dtype == np.float32 else np.float64)
+    return _checked(table[:, :input_columns], table[:, input_columns:], "npy", "")
 
 
 def to_npz(dataset: Dataset) -> bytes:

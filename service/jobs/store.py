@@ -94,6 +94,11 @@ class JobStore:
     async def parse_npz(self, data: bytes) -> Dataset:
         return await run_in_threadpool(datasets.from_npz, data, self.max_dataset_bytes)
 
+    async def parse_npy(self, data: bytes, input_columns: int) -> Dataset:
+        return await run_in_threadpool(
+            datasets.from_npy, data, input_columns, self.max_dataset_bytes
+        )
+
     async def parse_rows(
         self, inputs: list[list[float]], targets: list[list[float]], where: str = ""
     ) -> Dataset:

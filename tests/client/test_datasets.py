@@ -64,6 +64,18 @@ def test_npz_upload_keeps_float32_bit_for_bit(client: Client, unique: Unique) ->
     assert targets.dtype == np.float32 and targets.tobytes() == T.tobytes()
 
 
+def test_npy_upload_splits_its_columns(client: Client, unique: Unique) -> None:
+    name = unique("npy")
+    table = np.random.default_rng(2).normal(size=(20, 4))
+    buffer = io.BytesIO()
+    np.save(buffer, table, allow_pickle=False)
+    created = client.upload_dataset(name, buffer.getvalue(), "npy", input_columns=3)
+    assert (created.source, created.input_columns, created.target_columns) == ("npy", 3, 1)
+    inputs, targets = client.get_dataset_arrays(name)
+    assert inputs.tobytes() == np.ascontiguousarray(table[:, :3]).tobytes()
+    assert targets.tobytes() == np.ascontiguousarray(table[:, 3:]).tobytes()
+
+
 def test_delete_then_not_found(client: Client, unique: Unique) -> None:
     name = unique("gone")
     client.create_dataset(name, XOR_INPUTS, XOR_TARGETS)

@@ -246,3 +246,64 @@ def test_zip_members_other_than_the_arrays_are_ignored() -> None:
             target.writestr(name, source.read(name))
     dataset = from_npz(buffer.getvalue(), 1000)
     assert dataset.inputs.tolist() == [[1.0]] and dataset.rows == 1
+
+
+async def post_npy(
+    client: httpx.AsyncClient, array: NDArray[Any], **params: JSON
+) -> httpx.Response:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return await client.post(
+        "/v1/datasets",
+        params=params,
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/x-npy"},
+    )
+
+
+async def test_npy_upload_splits_leading_input_columns_bit_for_bit(
+    client: httpx.AsyncClient,
+) -> None:
+    table = np.array([[v, -v, v / 7] for v in SPECIAL], dtype=np.float64)
+    response = await post_npy(client, table, name="table", input_columns=2)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["rows"], body["input_columns"], body["target_columns"]) == (6, 2, 1)
+    assert (body["dtype"], body["source"]) == ("float64", "npy")
+    got = npz_of((await client.get("/v1/datasets/table/data", params={"format": "npz"})).content)
+    assert got["inputs"].tobytes() == np.ascontiguousarray(table[:, :2]).tobytes()
+    assert got["targets"].tobytes() == np.ascontiguousarray(table[:, 2:]).tobytes()
+    small = np.array([[0.1, 0.2], [1e-45, 3.4e38]], dtype=np.float32)
+    f32 = await post_npy(client, small, name="f32", input_columns=1)
+    assert f32.json()["dtype"] == "float32"
+
+
+@pytest.mark.parametrize(
+    ("array", "columns"),
+    [
+        (np.zeros(4), 1),  # 1-D
+        (np.zeros((2, 2, 2)), 1),  # 3-D
+        (np.zeros((3, 2)), 2),  # no target column
+        (np.array([[0.5, np.nan]]), 1),  # not finite
+        (np.array([["a", "b"]]), 1),  # not numbers
+    ],
+)
+async def test_bad_npy_uploads_get_422(
+    client: httpx.AsyncClient, array: NDArray[Any], columns: int
+) -> None:
+    response = await post_npy(client, array, name="bad", input_columns=columns)
+    assert_problem(response, 422)
+    assert (await client.get("/v1/datasets/bad")).status_code == 404
+
+
+async def test_npy_uploads_need_their_input_columns_and_fit_the_size_limit(apps: Apps) -> None:
+    client = await apps(max_dataset_bytes=1000)
+    assert_problem(await post_npy(client, np.zeros((2, 2)), name="x"), 422)
+    assert_problem(await post_npy(client, np.zeros((100, 2)), name="x", input_columns=1), 413)
+    garbage = await client.post(
+        "/v1/datasets",
+        params={"name": "x", "input_columns": 1},
+        content=b"not an npy file",
+        headers={"Content-Type": "application/x-npy"},
+    )
+    assert_problem(garbage, 422)

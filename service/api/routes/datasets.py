@@ -1,4 +1,5 @@
-"""Datasets: training data stored by name, as JSON rows or uploaded as CSV or ``.npz``."""
+"""Datasets: training data stored by name, as JSON rows or uploaded as CSV, ``.npz`` or
+``.npy``."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
+NPY_TYPE = "application/x-npy"
 NPZ_TYPES = ("application/x-npz", "application/zip", "application/octet-stream")
-SUPPORTED = (JSON_TYPE, CSV_TYPE, *NPZ_TYPES)
+SUPPORTED = (JSON_TYPE, CSV_TYPE, NPY_TYPE, *NPZ_TYPES)
 
 DatasetPath = Annotated[
     str,
@@ -50,6 +52,7 @@ UPLOAD_BODY: dict[str, Any] = {
             "example": "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n",
         },
         "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
+        NPY_TYPE: {"schema": {"type": "string", "format": "binary"}},
     },
 }
 
@@ -106,9 +109,10 @@ def _required(parameter: str, why: str) -> RequestValidationError:
     description='Store training data under a name: JSON rows `{"name", "inputs", '
     '"targets"}`, or an upload with `?name=`: CSV (`text/csv`, one sample per line, the first '
     "`input_columns` values its inputs and the rest its targets; a first line that is not all "
-    "numbers is a header) or a `.npz` file (`application/x-npz`, as `numpy.savez` writes it) "
-    "with arrays `inputs` and `targets`. Values are stored bit for bit (float64, or float32 "
-    "when both `.npz` arrays are float32). Datasets whose arrays exceed "
+    "numbers is a header), a `.npz` file (`application/x-npz`, as `numpy.savez` writes it) "
+    "with arrays `inputs` and `targets`, or a `.npy` file (`application/x-npy`) of one 2-D "
+    "array whose first `input_columns` columns are the inputs. Values are stored bit for bit "
+    "(float64, or float32 when the arrays are float32). Datasets whose arrays exceed "
     "`BACKPROP_MAX_DATASET_BYTES` get 413.",
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=problem_responses(400, 409, 413, 415, 422),
@@ -122,7 +126,7 @@ async def create_dataset(
         Query(pattern=NAME_PATTERN, max_length=64, description="The name, for uploads."),
     ] = None,
     input_columns: Annotated[
-        int | None, Query(ge=1, description="CSV: how many leading columns are inputs.")
+        int | None, Query(ge=1, description="CSV and .npy: how many leading columns are inputs.")
     ] = None,
 ) -> DatasetPublic:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -136,10 +140,13 @@ async def create_dataset(
         dataset = await jobs.parse_rows(body.inputs, body.targets)
     elif name is None:
         raise _required("name", "for an upload: the dataset's name")
-    elif media == CSV_TYPE:
+    elif media in (CSV_TYPE, NPY_TYPE):
         if input_columns is None:
-            raise _required("input_columns", "for CSV: how many leading columns are inputs")
-        dataset = await jobs.parse_csv(raw, input_columns)
+            raise _required("input_columns", "for CSV and .npy: how many leading columns")
+        if media == CSV_TYPE:
+            dataset = await jobs.parse_csv(raw, input_columns)
+        else:
+            dataset = await jobs.parse_npy(raw, input_columns)
     else:
         dataset = await jobs.parse_npz(raw)
     record = await jobs.create_dataset(name, dataset)

@@ -58,7 +58,7 @@ class DatasetPublic(Out):
     input_columns: int
     target_columns: int
     dtype: Literal["float64", "float32"]
-    source: Literal["json", "csv", "npz"] = Field(description="How it was uploaded.")
+    source: Literal["json", "csv", "npz", "npy"] = Field(description="How it was uploaded.")
     size_bytes: int = Field(description="Bytes stored, arrays and their header.")
     digest: str = Field(description="SHA-256 of the stored arrays.")
     created_at: datetime
