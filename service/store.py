@@ -178,6 +178,11 @@ class ModelStore:
             return fn(*args)
         return await self._pool.run(fn, *args)
 
+    async def offload(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread below the event loop's priority (for large work that is
+        not a computation of the core: serialising a large answer)."""
+        return await self._pool.run(fn)
+
     async def gradient(
         self, network: Network, params: Params, X: ArrayLike, T: ArrayLike
     ) -> GradientResult:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from service.api import binary, convert, examples
+from service.api import answers, binary, convert, examples
+from service.api.convert import Notation
 from service.api.deps import (
     CheckedIfMatch,
     NamePath,
@@ -24,7 +25,8 @@ from service.api.schemas.compute import (
     TrainStepRequest,
     TrainStepResponse,
 )
-from service.core import forward
+from service.core import GradientResult, forward
+from service.store import LoadedModel, ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["compute"])
 
@@ -79,29 +81,46 @@ async def forward_model_npy(
     )
 
 
-@binary.post(router, "/{name}/gradient", binary.NPZ, response_model_exclude_none=True)
+@binary.post(router, "/{name}/gradient", binary.NPZ, response_model=GradientResponse)
 async def gradient_model_npz(
     name: NamePath,
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    response: Response,
     deltas: DeltasQuery = False,
     trace: TraceQuery = False,
     notation: NotationQuery = "layered",
-) -> GradientResponse:
+) -> Response:
     model = await store.load(name)
     X, T = binary.batch_npz(await request.body(), settings.max_body_bytes, settings.max_batch_rows)
     result = await store.gradient(model.network, model.params, X, T)
-    response.headers.update(etag(model.version))
-    return GradientResponse.model_construct(
-        model=name,
-        version=model.version,
-        loss=result.loss,
-        gradients=convert.parameters_out(result.gradients, notation),
-        deltas=convert.deltas_out(model.network, result.deltas, notation) if deltas else None,
-        trace=convert.trace_out(model.network, result.trace, notation) if trace else None,
-    )
+    return await _gradient_answer(store, name, model, result, len(X), notation, deltas, trace)
+
+
+async def _gradient_answer(
+    store: ModelStore,
+    name: str,
+    model: LoadedModel,
+    result: GradientResult,
+    rows: int,
+    notation: Notation,
+    deltas: bool,
+    trace: bool,
+) -> Response:
+    network = model.network
+
+    def build() -> GradientResponse:
+        return GradientResponse.model_construct(
+            model=name,
+            version=model.version,
+            loss=result.loss,
+            gradients=convert.parameters_out(result.gradients, notation),
+            deltas=convert.deltas_out(network, result.deltas, notation) if deltas else None,
+            trace=convert.trace_out(network, result.trace, notation) if trace else None,
+        )
+
+    numbers = answers.size(network, rows, parameters=True, deltas=deltas, trace=trace)
+    return await answers.json_response(store, numbers, build, etag(model.version))
 
 
 @binary.post(router, "/{name}/train-step", binary.NPZ)
@@ -177,7 +196,7 @@ async def forward_model(
     description="The mean batch loss and dE/dW, dE/db of every layer at the model's current "
     "version; with `deltas` the dE/dnet of every layer, with `trace` the forward trace, and "
     "with `?notation=named` the seed's names (w1.., b1.., n3..).",
-    response_model_exclude_none=True,
+    response_model=GradientResponse,
     responses=problem_responses(400, 404, 413, 422),
     openapi_extra={
         **NPZ_BODY,
@@ -188,21 +207,15 @@ async def gradient_model(
     name: NamePath,
     body: Annotated[GradientRequest, Body(openapi_examples=examples.GRADIENT)],
     store: StoreDep,
-    response: Response,
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
     _deltas: HiddenDeltas = None,
-) -> GradientResponse:
+) -> Response:
     model = await store.load(name)
     result = await store.gradient(model.network, model.params, body.inputs, body.targets)
-    response.headers.update(etag(model.version))
-    return GradientResponse.model_construct(
-        model=name,
-        version=model.version,
-        loss=result.loss,
-        gradients=convert.parameters_out(result.gradients, notation),
-        deltas=convert.deltas_out(model.network, result.deltas, notation) if body.deltas else None,
-        trace=convert.trace_out(model.network, result.trace, notation) if body.trace else None,
+    rows = len(body.inputs)
+    return await _gradient_answer(
+        store, name, model, result, rows, notation, body.deltas, body.trace
     )
 
 

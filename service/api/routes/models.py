@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from service import specs
-from service.api import binary, convert, examples
+from service.api import answers, binary, convert, examples
 from service.api.deps import (
     CheckedIfMatch,
     NamePath,
@@ -225,22 +225,26 @@ async def delete_model(name: NamePath, store: StoreDep, expected: CheckedIfMatch
     summary="Get a model's parameters",
     description="The weights and biases of the current version, or of a kept older one with "
     "`?version=N`; layered, or in the seed's named notation with `?notation=named`.",
+    response_model=ParametersPublic,
     responses=problem_responses(404, 422),
 )
 async def get_parameters(
     name: NamePath,
     store: StoreDep,
-    response: Response,
     notation: NotationQuery = "layered",
     version: Annotated[int | None, Query(ge=1, description="A kept older version.")] = None,
-) -> ParametersPublic:
+) -> Response:
     model = await store.load(name, version)
-    response.headers.update(etag(model.record.version))
-    return ParametersPublic(
-        model=name,
-        version=model.version,
-        parameters=convert.parameters_out(model.params, notation),
-    )
+
+    def build() -> ParametersPublic:
+        return ParametersPublic.model_construct(
+            model=name,
+            version=model.version,
+            parameters=convert.parameters_out(model.params, notation),
+        )
+
+    numbers = model.network.parameter_count
+    return await answers.json_response(store, numbers, build, etag(model.record.version))
 
 
 @router.put(

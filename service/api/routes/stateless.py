@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 
-from service.api import binary, convert, examples
+from service.api import answers, binary, convert, examples
 from service.api.deps import NotationQuery, StoreDep
 from service.api.problems import problem_responses
 from service.api.schemas.compute import (
@@ -54,23 +54,29 @@ async def forward_stateless(
     "/gradient",
     summary="Loss and gradient (stateless)",
     description="Like the gradient of a stored model, with `network` and `parameters` inline.",
-    response_model_exclude_none=True,
+    response_model=GradientResponse,
     responses=problem_responses(400, 413, 422),
 )
 async def gradient_stateless(
     body: Annotated[StatelessGradientRequest, Body(openapi_examples=examples.STATELESS_GRADIENT)],
     store: StoreDep,
     notation: NotationQuery = "layered",
-) -> GradientResponse:
+) -> Response:
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
     result = await store.gradient(net, params, body.inputs, body.targets)
-    return GradientResponse.model_construct(
-        loss=result.loss,
-        gradients=convert.parameters_out(result.gradients, notation),
-        deltas=convert.deltas_out(net, result.deltas, notation) if body.deltas else None,
-        trace=convert.trace_out(net, result.trace, notation) if body.trace else None,
-    )
+
+    def build() -> GradientResponse:
+        return GradientResponse.model_construct(
+            loss=result.loss,
+            gradients=convert.parameters_out(result.gradients, notation),
+            deltas=convert.deltas_out(net, result.deltas, notation) if body.deltas else None,
+            trace=convert.trace_out(net, result.trace, notation) if body.trace else None,
+        )
+
+    rows = len(body.inputs)
+    numbers = answers.size(net, rows, parameters=True, deltas=body.deltas, trace=body.trace)
+    return await answers.json_response(store, numbers, build)
 
 
 @router.post(
@@ -79,7 +85,7 @@ async def gradient_stateless(
     description="Returns the updated `parameters` and the `optimizer_state` to send with the "
     "next step (for momentum and Adam). Plain SGD with `learning_rate` unless `optimizer` "
     "says otherwise.",
-    response_model_exclude_none=True,
+    response_model=StatelessTrainStepResponse,
     responses=problem_responses(400, 413, 422),
 )
 async def train_step_stateless(
@@ -88,7 +94,7 @@ async def train_step_stateless(
     ],
     store: StoreDep,
     notation: NotationQuery = "layered",
-) -> StatelessTrainStepResponse:
+) -> Response:
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
     optimizer = convert.optimizer(body.optimizer)
@@ -97,11 +103,16 @@ async def train_step_stateless(
     state = convert.optimizer_state(net, optimizer, body.optimizer_state)
     result = await store.gradient(net, params, body.inputs, body.targets)
     new_params, new_state = step(optimizer, params, result.gradients, state)
-    return StatelessTrainStepResponse.model_construct(
-        loss=result.loss,
-        parameters=convert.parameters_out(new_params, notation),
-        optimizer_state=OptimizerStateIO.model_construct(
-            step=new_state.step,
-            slots={slot: convert.layered(values) for slot, values in new_state.slots.items()},
-        ),
-    )
+
+    def build() -> StatelessTrainStepResponse:
+        return StatelessTrainStepResponse.model_construct(
+            loss=result.loss,
+            parameters=convert.parameters_out(new_params, notation),
+            optimizer_state=OptimizerStateIO.model_construct(
+                step=new_state.step,
+                slots={slot: convert.layered(values) for slot, values in new_state.slots.items()},
+            ),
+        )
+
+    numbers = (1 + len(new_state.slots)) * net.parameter_count
+    return await answers.json_response(store, numbers, build)

@@ -1,0 +1,55 @@
+"""Large answers are serialised off the event loop, and equal what the small path gives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from service.api import answers
+from service.store import ModelStore
+
+pytestmark = pytest.mark.anyio
+
+WIDE = {
+    "name": "wide",
+    "network": {
+        "inputs": 100,
+        "layers": [{"units": 300, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
+        "loss": "half_squared_error",
+    },
+    "init": {"seed": 1},
+}
+SAMPLE = {"inputs": np.linspace(-1, 1, 100).reshape(1, 100).tolist(), "targets": [[0.3]]}
+
+
+async def test_a_large_gradient_is_serialised_in_a_worker_thread_with_the_same_answer(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await client.post("/v1/models", json=WIDE)).status_code == 201
+    offloaded: list[str] = []
+    original = ModelStore.offload
+
+    async def spy(self: ModelStore, fn: Callable[[], Any]) -> Any:
+        offloaded.append(getattr(fn, "__qualname__", "?"))
+        return await original(self, fn)
+
+    monkeypatch.setattr(ModelStore, "offload", spy)
+    large = await client.post("/v1/models/wide/gradient", json=SAMPLE)
+    assert large.status_code == 200, large.text
+    assert len(offloaded) == 1  # 30,601 numbers: above answers.LARGE
+    assert large.headers["etag"] == '"1"'
+    parameters = await client.get("/v1/models/wide/parameters")
+    assert len(offloaded) == 2
+
+    monkeypatch.setattr(answers, "LARGE", 10**9)  # now everything is small: inline
+    small = await client.post("/v1/models/wide/gradient", json=SAMPLE)
+    assert len(offloaded) == 2
+    assert small.content == large.content
+    assert (await client.get("/v1/models/wide/parameters")).content == parameters.content
+    body = large.json()
+    assert set(body) == {"model", "version", "loss", "gradients"}
+    assert len(body["gradients"]["layers"][0]["weights"]) == 100
