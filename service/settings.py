@@ -59,6 +59,14 @@ class Settings(Limits):
         description="How much lower the CPU priority of those threads is than that of the "
         "event loop, which serves the small requests (Linux nice; 0: the same).",
     )
+    switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="How long a thread may hold Python's interpreter lock while another waits "
+        "(sys.setswitchinterval; Python's default is 5 ms): a worker thread serialising a large "
+        "answer delays a small request on the event loop by up to this much.",
+    )
     log_level: str = Field("info", description="uvicorn log level.")
     access_log: bool = Field(
         False,

@@ -1,22 +1,31 @@
-"""JSON answers serialised once, to bytes, by Pydantic, and off the event loop when large.
+"""Large bodies and answers handled off the event loop; JSON answers serialised once, by
+Pydantic.
 
 A gradient of a network with millions of parameters is megabytes of JSON: turning it into text
 on the event loop would stall every other request for as long (hundreds of milliseconds), so
 above ``LARGE`` values the answer is built and serialised in the store's low-priority worker
-threads, like the computation that produced it.
+threads, like the computation that produced it; binary bodies above ``LARGE_BODY`` bytes are
+decoded there too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from starlette.responses import Response
+from pydantic_core import to_json
+from starlette.responses import Response, StreamingResponse
 
 from service.core import Network
 from service.store import ModelStore
 
 LARGE = 20_000  # numbers in an answer above which it is serialised off the event loop
+LARGE_BODY = 1 << 20  # bytes of a binary body above which it is decoded off the event loop
+T = TypeVar("T")
+_PIECE = 4096  # names of the named notation written at a time
+BLOCK = 1 << 20  # bytes of a large answer sent at a time
 
 
 def size(network: Network, rows: int, *, parameters: bool, deltas: bool, trace: bool) -> int:
@@ -33,8 +42,77 @@ async def json_response(
 ) -> Response:
     """The model ``build()`` makes, as JSON without its null fields."""
 
-    def render() -> str:
-        return build().model_dump_json(exclude_none=True)
+    if numbers <= LARGE:
+        content = build().model_dump_json(exclude_none=True)
+        return Response(content, media_type="application/json", headers=headers)
+    # Large: built, written and encoded in the worker threads a block at a time, and streamed,
+    # so that neither a thread holding the interpreter lock nor one huge write to the socket
+    # holds up the event loop for long.
+    blocks = _blocks(build)
 
-    content = render() if numbers <= LARGE else await store.offload(render)
-    return Response(content, media_type="application/json", headers=headers)
+    async def body() -> AsyncIterator[bytes]:
+        while (block := await store.offload(partial(next, blocks, b""))) != b"":
+            yield block
+
+    return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
+def _blocks(build: Callable[[], BaseModel]) -> Iterator[bytes]:
+    """The JSON of ``build()`` in blocks of about ``BLOCK`` bytes."""
+    pending: list[str] = []
+    size = 0
+    for piece in chunks(build()):
+        pending.append(piece)
+        size += len(piece)
+        if size >= BLOCK:
+            yield "".join(pending).encode()
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending).encode()
+
+
+def chunks(value: Any) -> Iterator[str]:
+    """The JSON of ``value`` (an answer model: fields, lists, dicts and numbers) in pieces of a
+    row or so each, every piece written by Pydantic's serialiser: the same text as
+    ``model_dump_json(exclude_none=True)``, but a worker thread writing it lets go of the
+    interpreter lock between pieces, so the event loop is never held up for long."""
+    if isinstance(value, BaseModel):
+        fields = ((k, getattr(value, k)) for k in type(value).model_fields)
+        yield from _object((k, v) for k, v in fields if v is not None)
+    elif isinstance(value, dict) and any(_nested(v) for v in value.values()):
+        yield from _object(value.items())
+    elif isinstance(value, dict) and len(value) > _PIECE:  # the named notation of a large model
+        items = list(value.items())
+        yield "{"
+        for start in range(0, len(items), _PIECE):
+            text = to_json(dict(items[start : start + _PIECE])).decode()
+            yield ("," if start else "") + text[1:-1]
+        yield "}"
+    elif isinstance(value, list) and value and _nested(value[0]):
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield ","
+            yield from chunks(item)
+        yield "]"
+    else:
+        yield to_json(value).decode()
+
+
+def _object(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
+    yield "{"
+    for i, (key, item) in enumerate(items):
+        yield ("," if i else "") + to_json(key).decode() + ":"
+        yield from chunks(item)
+    yield "}"
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, BaseModel | list | dict)
+
+
+async def decoded(store: ModelStore, body: bytes, decode: Callable[[bytes], T]) -> T:
+    """``decode(body)``, in a worker thread when the body is large."""
+    if len(body) <= LARGE_BODY:
+        return decode(body)
+    return await store.offload(lambda: decode(body))

@@ -93,7 +93,7 @@ def parameters(
 def layered(params: Params) -> LayeredParameters:
     return LayeredParameters.model_construct(
         layers=[
-            LayerParameters.model_construct(weights=p.W.tolist(), biases=p.b.tolist())
+            LayerParameters.model_construct(weights=matrix(p.W), biases=p.b.tolist())
             for p in params
         ]
     )
@@ -103,9 +103,16 @@ def parameters_out(params: Params, notation: Notation) -> LayeredParameters | di
     return to_named(params) if notation == "named" else layered(params)
 
 
+# Above this many values a matrix is converted row by row: one tolist() of it all would hold
+# the interpreter lock, and so the event loop, for as long as it takes (30 ms a million).
+_ROW_BY_ROW = 65_536
+
+
 def matrix(a: FloatArray) -> list[list[float]]:
-    rows: list[list[float]] = a.tolist()
-    return rows
+    if a.size <= _ROW_BY_ROW:
+        rows: list[list[float]] = a.tolist()
+        return rows
+    return [row.tolist() for row in a]
 
 
 def trace_out(net: Network, trace: Trace, notation: Notation) -> TraceOut:

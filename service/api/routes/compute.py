@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from numpy.typing import NDArray
 
 from service.api import answers, binary, convert, examples
 from service.api.convert import Notation
@@ -26,6 +29,7 @@ from service.api.schemas.compute import (
     TrainStepResponse,
 )
 from service.core import GradientResult, forward
+from service.settings import Settings
 from service.store import LoadedModel, ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["compute"])
@@ -68,7 +72,9 @@ async def forward_model_npy(
 ) -> ForwardResponse | Response:
     as_npy = binary.wants_npy(request, trace=trace)
     model = await store.load(name)
-    X = binary.inputs_npy(await request.body(), settings.max_batch_rows)
+    X = await answers.decoded(
+        store, await request.body(), partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
+    )
     result = await store.compute(model.network, forward, model.network, model.params, X, data=X)
     if as_npy:
         return binary.npy_response(result[-1].out, etag(model.version))
@@ -92,7 +98,7 @@ async def gradient_model_npz(
     notation: NotationQuery = "layered",
 ) -> Response:
     model = await store.load(name)
-    X, T = binary.batch_npz(await request.body(), settings.max_body_bytes, settings.max_batch_rows)
+    X, T = await answers.decoded(store, await request.body(), _npz_decoder(settings))
     result = await store.gradient(model.network, model.params, X, T)
     return await _gradient_answer(store, name, model, result, len(X), notation, deltas, trace)
 
@@ -133,10 +139,16 @@ async def train_step_model_npz(
     response: Response,
     learning_rate: LearningRateQuery = None,
 ) -> TrainStepResponse:
-    X, T = binary.batch_npz(await request.body(), settings.max_body_bytes, settings.max_batch_rows)
+    X, T = await answers.decoded(store, await request.body(), _npz_decoder(settings))
     outcome = await store.train_step(name, X, T, learning_rate, expected)
     response.headers.update(etag(outcome.record.version))
     return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)
+
+
+def _npz_decoder(settings: Settings) -> Callable[[bytes], tuple[NDArray[Any], NDArray[Any]]]:
+    return partial(
+        binary.batch_npz, max_bytes=settings.max_body_bytes, max_rows=settings.max_batch_rows
+    )
 
 
 NPZ_BODY = binary.binary_body(
