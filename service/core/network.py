@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal, get_args
 
 import numpy as np
@@ -59,7 +60,8 @@ class Network:
             )
         _check_loss_fits_output(self)
 
-    @property
+    # Derived values are cached: the network is immutable, and they are read on every request.
+    @cached_property
     def shapes(self) -> tuple[tuple[int, int], ...]:
         """``(n_in, n_out)`` of every layer's weight matrix."""
         sizes = [self.inputs, *(layer.units for layer in self.layers)]
@@ -69,11 +71,11 @@ class Network:
     def outputs(self) -> int:
         return self.layers[-1].units
 
-    @property
+    @cached_property
     def parameter_count(self) -> int:
         return sum(n_in * n_out + n_out for n_in, n_out in self.shapes)
 
-    @property
+    @cached_property
     def np_dtype(self) -> np.dtype[np.floating]:
         return np.dtype(self.dtype)
 
