@@ -59,6 +59,14 @@ class Settings(Limits):
         description="How much lower the CPU priority of those threads is than that of the "
         "event loop, which serves the small requests (Linux nice; 0: the same).",
     )
+    malloc_mmap_threshold_mb: int = Field(
+        32,
+        ge=0,
+        le=1024,
+        description="Allocations below this many MiB come from the C heap, not fresh memory "
+        "mappings, and twice this much freed memory stays for reuse (glibc): NumPy's "
+        "temporaries then cost no page faults. 0: the allocator's defaults.",
+    )
     switch_interval_ms: float = Field(
         1.0,
         gt=0,
