@@ -434,7 +434,7 @@ def forward_under_load(budget: Budget, stack: ExitStack) -> list[Row]:
                 client.post(
                     svc + "/v1/models/wide/gradient",
                     content=big,
-                    headers={"Content-Type": "application/x-npz"},
+                    headers={"Content-Type": "application/x-npz", "Accept": "application/x-npz"},
                 ).raise_for_status()
                 gradients[0] += 1
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import logging.config
 import os
@@ -29,8 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port (BACKPROP_PORT, default 8000)")
     serve.add_argument(
         "--registry",
-        help="registry URL: memory://, sqlite:///relative.db or sqlite:////absolute.db "
-        "(BACKPROP_REGISTRY, default sqlite:///data/backprop.db)",
+        help="registry URL: memory://, sqlite:///relative.db, sqlite:////absolute.db or "
+        "postgresql://user@host:5432/database (BACKPROP_REGISTRY, default "
+        "sqlite:///data/backprop.db)",
     )
     serve.add_argument("--workers", type=int, help="worker processes (BACKPROP_WORKERS)")
     _add_train(commands)
@@ -127,6 +129,9 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=log_config(settings.log_level),
             access_log=False,  # service.api.logging writes one JSON line per request
             timeout_graceful_shutdown=30,
+            # The fast event loop and HTTP parser (uvicorn[standard]) wherever they install.
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
         )
     return 0
 

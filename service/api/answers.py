@@ -71,6 +71,18 @@ def _blocks(build: Callable[[], BaseModel]) -> Iterator[bytes]:
         yield "".join(pending).encode()
 
 
+async def binary_response(
+    store: ModelStore,
+    numbers: int,
+    render: Callable[[], bytes],
+    media_type: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The file ``render()`` writes, written in a worker thread when it holds many numbers."""
+    content = render() if numbers <= LARGE else await store.offload(render)
+    return Response(content, media_type=media_type, headers=headers)
+
+
 def chunks(value: Any) -> Iterator[str]:
     """The JSON of ``value`` (an answer model: fields, lists, dicts and numbers) in pieces of a
     row or so each, every piece written by Pydantic's serialiser: the same text as

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -22,7 +23,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from service.api.problems import Problem, problem
-from service.core import LOSSES, FloatArray, ShapeMismatch
+from service.core import LOSSES, FloatArray, Params, ShapeMismatch
 from service.interop import (
     MalformedContent,
     MalformedHeader,
@@ -156,6 +157,28 @@ def _quality(accept: str, wanted: str) -> float:
     return best
 
 
+def wants_npz(request: Request, *, trace: bool = False) -> bool:
+    """Whether to answer a gradient as an ``.npz`` file; a trace has no ``.npz`` form."""
+    if not accepts(request, NPZ):
+        return False
+    if trace:
+        raise NotAcceptable(
+            "the trace has no .npz form: ask for application/json to get it, or leave trace out"
+        )
+    return True
+
+
+def gradient_npz(loss: float, gradients: Params, deltas: tuple[FloatArray, ...] | None) -> bytes:
+    """A gradient as an ``.npz`` file: ``loss`` (a 0-d array), ``W0, b0, W1, ...`` (dE/dW and
+    dE/db of each layer) and with ``deltas`` ``delta0, ...`` (dE/dnet, rows x units)."""
+    arrays: dict[str, NDArray[Any]] = {"loss": np.asarray(loss, dtype=np.float64)}
+    for i, g in enumerate(gradients):
+        arrays[f"W{i}"], arrays[f"b{i}"] = g.W, g.b
+    for i, d in enumerate(deltas or ()):
+        arrays[f"delta{i}"] = d
+    return npy.dumps_npz(arrays)
+
+
 def accepts(request: Request, wanted: str) -> bool:
     """Whether the client asks for ``wanted`` over JSON: named in ``Accept`` (not by a wildcard)
     with a quality above zero and not below that of ``application/json``."""
@@ -215,6 +238,20 @@ NPY_RESPONSES: dict[int | str, dict[str, Any]] = {
     406: {
         "model": Problem,
         "description": "`Accept: application/x-npy` with a trace, which has no .npy form",
+    },
+}
+
+
+NPZ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with `Accept: application/x-npz` an .npz file of the arrays "
+        "`loss` (0-d), `W0, b0, W1, ...` (dE/dW and dE/db of every layer) and, with `deltas`, "
+        "`delta0, ...` (the model's version in `ETag`).",
+        "content": {NPZ: {"schema": {"type": "string", "format": "binary"}}},
+    },
+    406: {
+        "model": Problem,
+        "description": "`Accept: application/x-npz` with a trace, which has no .npz form",
     },
 }
 

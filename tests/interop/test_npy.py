@@ -323,3 +323,47 @@ async def test_a_bad_learning_rate_query_is_a_422(client: httpx.AsyncClient) -> 
         headers={"Content-Type": NPZ},
     )
     assert_problem(response, 422, parameter="learning_rate")
+
+
+def _arrays(content: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(content), allow_pickle=False) as loaded:
+        return {key: loaded[key] for key in loaded.files}
+
+
+async def test_a_gradient_answers_npz_when_asked_with_the_json_figures(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"inputs": [SEED["input"]], "targets": [SEED["target"]], "deltas": True}
+    as_json = (await client.post("/v1/models/seed/gradient", json=body)).json()
+    response = await client.post(
+        "/v1/models/seed/gradient", json=body, headers={"Accept": "application/x-npz"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-npz"
+    assert response.headers["etag"] == '"1"'
+    arrays = _arrays(response.content)
+    assert set(arrays) == {"loss", "W0", "b0", "W1", "b1", "W2", "b2", "delta0", "delta1", "delta2"}
+    assert arrays["loss"].shape == () and float(arrays["loss"]) == as_json["loss"]
+    for i, layer in enumerate(as_json["gradients"]["layers"]):
+        assert arrays[f"W{i}"].tolist() == layer["weights"]  # the same doubles, bit for bit
+        assert arrays[f"b{i}"].tolist() == layer["biases"]
+        assert arrays[f"delta{i}"].tolist() == as_json["deltas"]["layers"][i]
+    # An .npz request body answers .npz the same way.
+    npz_body = io.BytesIO()
+    np.savez(npz_body, inputs=np.array([SEED["input"]]), targets=np.array([SEED["target"]]))
+    both = await client.post(
+        "/v1/models/seed/gradient",
+        content=npz_body.getvalue(),
+        headers={"Content-Type": "application/x-npz", "Accept": "application/x-npz"},
+    )
+    assert both.status_code == 200
+    assert _arrays(both.content)["W0"].tobytes() == arrays["W0"].tobytes()
+    assert "delta0" not in _arrays(both.content)
+
+
+async def test_a_gradient_with_a_trace_has_no_npz_form(client: httpx.AsyncClient) -> None:
+    body = {"inputs": [SEED["input"]], "targets": [SEED["target"]], "trace": True}
+    response = await client.post(
+        "/v1/models/seed/gradient", json=body, headers={"Accept": "application/x-npz"}
+    )
+    assert_problem(response, 406)

@@ -107,6 +107,7 @@ def test_serve_warns_when_it_listens_beyond_loopback_without_keys(
             assert cli.main(["serve", "--host", host]) == 0
         assert any("no API keys" in r.getMessage() for r in caplog.records) == warned, host
     assert calls and calls[-1]["access_log"] is False
+    assert (calls[-1]["loop"], calls[-1]["http"]) == ("uvloop", "httptools")
 
 
 def test_serve_refuses_malformed_keys_without_showing_them(

@@ -97,10 +97,13 @@ async def gradient_model_npz(
     trace: TraceQuery = False,
     notation: NotationQuery = "layered",
 ) -> Response:
+    as_npz = binary.wants_npz(request, trace=trace)
     model = await store.load(name)
     X, T = await answers.decoded(store, await request.body(), _npz_decoder(settings))
     result = await store.gradient(model.network, model.params, X, T)
-    return await _gradient_answer(store, name, model, result, len(X), notation, deltas, trace)
+    return await _gradient_answer(
+        store, name, model, result, len(X), notation, deltas, trace, as_npz
+    )
 
 
 async def _gradient_answer(
@@ -112,8 +115,23 @@ async def _gradient_answer(
     notation: Notation,
     deltas: bool,
     trace: bool,
+    as_npz: bool,
 ) -> Response:
     network = model.network
+    numbers = answers.size(network, rows, parameters=True, deltas=deltas, trace=trace)
+    if as_npz:
+        return await answers.binary_response(
+            store,
+            numbers,
+            partial(
+                binary.gradient_npz,
+                result.loss,
+                result.gradients,
+                result.deltas if deltas else None,
+            ),
+            binary.NPZ,
+            etag(model.version),
+        )
 
     def build() -> GradientResponse:
         return GradientResponse.model_construct(
@@ -125,7 +143,6 @@ async def _gradient_answer(
             trace=convert.trace_out(network, result.trace, notation) if trace else None,
         )
 
-    numbers = answers.size(network, rows, parameters=True, deltas=deltas, trace=trace)
     return await answers.json_response(store, numbers, build, etag(model.version))
 
 
@@ -209,7 +226,7 @@ async def forward_model(
     "version; with `deltas` the dE/dnet of every layer, with `trace` the forward trace, and "
     "with `?notation=named` the seed's names (w1.., b1.., n3..).",
     response_model=GradientResponse,
-    responses=problem_responses(400, 404, 413, 422),
+    responses={**problem_responses(400, 404, 413, 422), **binary.NPZ_RESPONSES},
     openapi_extra={
         **NPZ_BODY,
         "parameters": [binary.TRACE_PARAMETER, binary.DELTAS_PARAMETER],
@@ -219,15 +236,17 @@ async def gradient_model(
     name: NamePath,
     body: Annotated[GradientRequest, Body(openapi_examples=examples.GRADIENT)],
     store: StoreDep,
+    request: Request,
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
     _deltas: HiddenDeltas = None,
 ) -> Response:
+    as_npz = binary.wants_npz(request, trace=body.trace)
     model = await store.load(name)
     result = await store.gradient(model.network, model.params, body.inputs, body.targets)
     rows = len(body.inputs)
     return await _gradient_answer(
-        store, name, model, result, rows, notation, body.deltas, body.trace
+        store, name, model, result, rows, notation, body.deltas, body.trace, as_npz
     )
 
 
