@@ -84,8 +84,10 @@ class ModelStore:
     async def create(
         self, name: str, spec: specs.JSON, params: Params, state: OptimizerState | None = None
     ) -> ModelRecord:
-        arrays = specs.pack(params, state)
-        return await run_in_threadpool(self.registry.create, name, spec, arrays, "create")
+        def create() -> ModelRecord:  # packing megabytes of arrays is work for a thread too
+            return self.registry.create(name, spec, specs.pack(params, state), "create")
+
+        return await run_in_threadpool(create)
 
     async def get(self, name: str) -> ModelRecord:
         return await run_in_threadpool(self.registry.get, name)
@@ -209,10 +211,9 @@ class ModelStore:
                 if expected_version is not None and model.version != expected_version:
                     raise VersionConflict(name, expected_version, model.version)
                 params, state = await self.compute(model.network, update, model, data=data)
-                arrays = specs.pack(params, state)
                 try:
                     record = await run_in_threadpool(
-                        self.registry.commit, name, arrays, model.version, reason
+                        self._pack_and_commit, name, params, state, model.version, reason
                     )
                 except VersionConflict:
                     if expected_version is not None:
@@ -225,6 +226,11 @@ class ModelStore:
                 )
                 return record
         raise VersionConflict(name, model.version, await self.current_version(name))
+
+    def _pack_and_commit(
+        self, name: str, params: Params, state: OptimizerState, version: int, reason: str
+    ) -> ModelRecord:
+        return self.registry.commit(name, specs.pack(params, state), version, reason)
 
     async def refuse_if_training(self, name: str) -> None:
         """ModelBusy naming the job if a training job is changing the model.

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import to_json
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from service.core import Network
@@ -78,9 +79,17 @@ async def binary_response(
     media_type: str,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """The file ``render()`` writes, written in a worker thread when it holds many numbers."""
-    content = render() if numbers <= LARGE else await store.offload(render)
-    return Response(content, media_type=media_type, headers=headers)
+    """The file ``render()`` writes; with many numbers written in a worker thread and sent a
+    block at a time, so that no single write of megabytes holds up the event loop."""
+    if numbers <= LARGE:
+        return Response(render(), media_type=media_type, headers=headers)
+    content = memoryview(await store.offload(render))
+
+    async def body() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), BLOCK):
+            yield bytes(content[start : start + BLOCK])
+
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
 
 
 def chunks(value: Any) -> Iterator[str]:
@@ -123,8 +132,10 @@ def _nested(value: Any) -> bool:
     return isinstance(value, BaseModel | list | dict)
 
 
-async def decoded(store: ModelStore, body: bytes, decode: Callable[[bytes], T]) -> T:
-    """``decode(body)``, in a worker thread when the body is large."""
-    if len(body) <= LARGE_BODY:
-        return decode(body)
-    return await store.offload(lambda: decode(body))
+async def decoded(store: ModelStore, request: Request, decode: Callable[[bytes], T]) -> T:
+    """``decode`` of the request's body; a large body is joined and decoded in a worker thread
+    (joining megabytes is a copy the event loop need not wait for)."""
+    chunks = [chunk async for chunk in request.stream()]
+    if sum(len(c) for c in chunks) <= LARGE_BODY:
+        return decode(b"".join(chunks))
+    return await store.offload(lambda: decode(b"".join(chunks)))

@@ -73,7 +73,7 @@ async def forward_model_npy(
     as_npy = binary.wants_npy(request, trace=trace)
     model = await store.load(name)
     X = await answers.decoded(
-        store, await request.body(), partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
+        store, request, partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
     )
     result = await store.compute(model.network, forward, model.network, model.params, X, data=X)
     if as_npy:
@@ -99,7 +99,7 @@ async def gradient_model_npz(
 ) -> Response:
     as_npz = binary.wants_npz(request, trace=trace)
     model = await store.load(name)
-    X, T = await answers.decoded(store, await request.body(), _npz_decoder(settings))
+    X, T = await answers.decoded(store, request, _npz_decoder(settings))
     result = await store.gradient(model.network, model.params, X, T)
     return await _gradient_answer(
         store, name, model, result, len(X), notation, deltas, trace, as_npz
@@ -156,7 +156,7 @@ async def train_step_model_npz(
     response: Response,
     learning_rate: LearningRateQuery = None,
 ) -> TrainStepResponse:
-    X, T = await answers.decoded(store, await request.body(), _npz_decoder(settings))
+    X, T = await answers.decoded(store, request, _npz_decoder(settings))
     outcome = await store.train_step(name, X, T, learning_rate, expected)
     response.headers.update(etag(outcome.record.version))
     return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
@@ -160,7 +161,8 @@ async def create_model(
     else:
         scheme = body.init or InitSpec()
         seed = scheme.seed if scheme.seed is not None else secrets.randbits(63)
-        params = initialize(net, scheme.scheme, seed)
+        draw = partial(initialize, net, scheme.scheme, seed)
+        params = draw() if net.parameter_count <= answers.LARGE else await store.offload(draw)
         init = {"scheme": scheme.scheme, "seed": seed}
     spec = {
         "network": specs.network_to_dict(net),
