@@ -52,12 +52,19 @@ class Settings(Limits):
         description="Threads for the computations too large to run on the event loop "
         "(default: the CPUs).",
     )
+    compute_idle: bool = Field(
+        True,
+        description="Run those threads in Linux's SCHED_IDLE class: they use the CPU the "
+        "small requests leave, and give way to the event loop at once (a small forward's p99 "
+        "stays as when idle). Under a load that keeps the CPUs busy, large computations wait "
+        "for it; false: they run at compute_nice instead.",
+    )
     compute_nice: int = Field(
         5,
         ge=0,
         le=19,
-        description="How much lower the CPU priority of those threads is than that of the "
-        "event loop, which serves the small requests (Linux nice; 0: the same).",
+        description="Without compute_idle, how much lower the CPU priority of those threads is "
+        "than that of the event loop (Linux nice; 0: the same).",
     )
     malloc_mmap_threshold_mb: int = Field(
         32,

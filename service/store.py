@@ -71,11 +71,14 @@ class ModelStore:
         cache_bytes: int = 1 << 30,
         compute_threads: int = 2,
         compute_nice: int = 5,
+        compute_idle: bool = False,
     ) -> None:
         self.registry = registry
         # Large computations run here, below the event loop's priority, so that the small
         # requests the loop serves meanwhile keep their latency.
-        self._pool = LowPriorityPool(compute_threads, compute_nice, "backprop-compute")
+        self._pool = LowPriorityPool(
+            compute_threads, compute_nice, "backprop-compute", idle=compute_idle
+        )
         self._cache: LRUCache[str, LoadedModel] = LRUCache(cache_models, cache_bytes, _nbytes)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 

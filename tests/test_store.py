@@ -100,6 +100,10 @@ def _priority_and_thread() -> tuple[int, int]:
     return os.getpriority(os.PRIO_PROCESS, thread), thread
 
 
+def _policy_and_thread() -> tuple[int, int]:
+    return os.sched_getscheduler(0), threading.get_native_id()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux")
 @pytest.mark.anyio
 async def test_large_computations_run_below_the_event_loops_priority() -> None:
@@ -113,3 +117,18 @@ async def test_large_computations_run_below_the_event_loops_priority() -> None:
     assert small == (loop_priority, loop_thread)  # inline, on the loop
     assert large[1] != loop_thread
     assert large[0] == min(19, loop_priority + 3)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE is Linux's")
+@pytest.mark.anyio
+async def test_with_compute_idle_large_computations_run_in_the_idle_class() -> None:
+    store = ModelStore(MemoryRegistry(), compute_idle=True)
+    try:
+        loop_policy, loop_thread = _policy_and_thread()
+        small = await store.compute(NETWORK, _policy_and_thread, data=np.zeros((1, 2)))
+        large = await store.compute(NETWORK, _policy_and_thread, data=np.zeros((100_000, 2)))
+    finally:
+        store.close()
+    assert small == (loop_policy, loop_thread) and loop_policy == os.SCHED_OTHER
+    assert large[1] != loop_thread
+    assert large[0] == os.SCHED_IDLE

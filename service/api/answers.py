@@ -10,6 +10,7 @@ decoded there too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ LARGE = 20_000  # numbers in an answer above which it is serialised off the even
 LARGE_BODY = 1 << 20  # bytes of a binary body above which it is decoded off the event loop
 T = TypeVar("T")
 _PIECE = 4096  # names of the named notation written at a time
-BLOCK = 1 << 20  # bytes of a large answer sent at a time
+BLOCK = 256 << 10  # bytes of a large answer sent at a time
 
 
 def size(network: Network, rows: int, *, parameters: bool, deltas: bool, trace: bool) -> int:
@@ -54,6 +55,7 @@ async def json_response(
     async def body() -> AsyncIterator[bytes]:
         while (block := await store.offload(partial(next, blocks, b""))) != b"":
             yield block
+            await asyncio.sleep(0)  # the other requests' turn between blocks
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)
 
@@ -85,9 +87,10 @@ async def binary_response(
         return Response(render(), media_type=media_type, headers=headers)
     content = memoryview(await store.offload(render))
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncIterator[memoryview]:
         for start in range(0, len(content), BLOCK):
-            yield bytes(content[start : start + BLOCK])
+            yield content[start : start + BLOCK]
+            await asyncio.sleep(0)  # the other requests' turn between blocks
 
     return StreamingResponse(body(), media_type=media_type, headers=headers)
 

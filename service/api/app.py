@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache_bytes=settings.cache_bytes,
         compute_threads=settings.compute_threads,
         compute_nice=settings.compute_nice,
+        compute_idle=settings.compute_idle,
         max_seconds=settings.max_compute_seconds,
         rate=settings.compute_rate,
     )

@@ -66,7 +66,7 @@ class BudgetedStore(ModelStore):
         *,
         max_seconds: float,
         rate: float,
-        **options: int,
+        **options: Any,  # the store's own options
     ) -> None:
         super().__init__(registry, **options)
         self.max_seconds = max_seconds
