@@ -101,6 +101,12 @@ class Settings(Limits):
         description="Besides every epoch's end, a job also checkpoints (a new model version and "
         "a progress event) every this many steps; 0: at epoch ends only.",
     )
+    job_idle: bool = Field(
+        True,
+        description="Run training threads in Linux's SCHED_IDLE class: they train on the CPU "
+        "requests leave, and give way to request handling at once. Under a load that keeps "
+        "the CPUs busy, jobs wait for it; false: they run at job_nice instead.",
+    )
     job_nice: int = Field(
         10,
         ge=0,

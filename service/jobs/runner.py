@@ -10,8 +10,8 @@ Each process has one runner with an ``owner`` id of its own. A job runs in one o
   and marks jobs whose heartbeat is older than ``stale_seconds`` (their process died)
   ``interrupted``; so does :meth:`start`;
 - a cancellation stops the job before its next step; the model keeps the last checkpoint;
-- the worker threads run at a lower CPU priority (``nice``, Linux), so that requests served
-  by the event loop stay quick while a job trains.
+- the worker threads run at a lower CPU priority (SCHED_IDLE or ``nice``, Linux), so that
+  requests served by the event loop stay quick while a job trains.
 
 On :meth:`stop` (server shutdown) running jobs stop before their next step and are marked
 ``interrupted``, to be resumed later. A job whose registry becomes unreachable stops quietly;
@@ -64,6 +64,7 @@ class RunnerConfig:
     heartbeat_seconds: float = 2.0
     stale_seconds: float = 30.0
     nice: int = 10  # how much lower the worker threads' CPU priority is (Linux)
+    idle: bool = False  # instead, the SCHED_IDLE class: only the CPU requests leave
 
 
 class _Handle:
@@ -223,7 +224,7 @@ class JobRunner:
     # -- one job ------------------------------------------------------------------------------
 
     def _work(self) -> None:
-        lower_priority(self.config.nice)
+        lower_priority(self.config.nice, self.config.idle)
         while (handle := self._queue.get()) is not None:
             self._run(handle)
 

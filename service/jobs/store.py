@@ -46,6 +46,7 @@ def open_jobs(registry: Registry, settings: Settings) -> JobStore:
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,
         nice=settings.job_nice,
+        idle=settings.job_idle,
     )
     return JobStore(
         registry,

@@ -97,3 +97,17 @@ def test_job_threads_run_at_a_lower_priority() -> None:
     thread.join()
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert seen == [min(19, mine + 5)]
+
+
+def test_job_threads_can_run_in_the_idle_class() -> None:
+    seen: list[int] = []
+
+    def worker() -> None:
+        lower_priority(10, idle=True)
+        seen.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's own class is untouched
