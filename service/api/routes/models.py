@@ -32,10 +32,11 @@ from service.api.schemas.models import (
     VersionPublic,
 )
 from service.api.schemas.networks import InitSpec, Loss
-from service.core import check_parameters, initialize
+from service.core import Network, Params, check_parameters, initialize
 from service.core.errors import CoreError
 from service.interop import archive, onnx_io
 from service.registry import ModelRecord
+from service.store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -110,17 +111,7 @@ async def import_model(
     net = convert.network(body.network)
     with convert.at("/parameters"):
         params = check_parameters(net, pairs)
-    spec = {
-        "network": specs.network_to_dict(net),
-        "optimizer": specs.optimizer_to_dict(convert.optimizer(body.optimizer)),
-        "init": None,
-        "description": body.description,
-        "tags": body.tags,
-    }
-    record = await store.create(body.name, spec, params)
-    response.headers["Location"] = f"/v1/models/{record.name}"
-    response.headers.update(etag(record.version))
-    return public(record)
+    return await _store_new(store, response, body, net, params, None)
 
 
 @router.post(
@@ -164,6 +155,18 @@ async def create_model(
         draw = partial(initialize, net, scheme.scheme, seed)
         params = draw() if net.parameter_count <= answers.LARGE else await store.offload(draw)
         init = {"scheme": scheme.scheme, "seed": seed}
+    return await _store_new(store, response, body, net, params, init)
+
+
+async def _store_new(
+    store: ModelStore,
+    response: Response,
+    body: ModelCreate,
+    net: Network,
+    params: Params,
+    init: dict[str, Any] | None,
+) -> ModelPublic:
+    """Store a new model made from ``body`` with ``params``; 201 with its Location."""
     spec = {
         "network": specs.network_to_dict(net),
         "optimizer": specs.optimizer_to_dict(convert.optimizer(body.optimizer)),

@@ -27,10 +27,20 @@ class Out(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
 
-def _no_double_dot(name: str) -> str:
-    if ".." in name:
-        raise ValueError("a model name must not contain '..'")
-    return name
+def no_double_dot(kind: str) -> AfterValidator:
+    """A validator refusing names with '..' (they read as paths), naming the ``kind``."""
+
+    def check(name: str) -> str:
+        if ".." in name:
+            raise ValueError(f"a {kind} name must not contain '..'")
+        return name
+
+    return AfterValidator(check)
+
+
+NAME_DESCRIPTION = (
+    "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'."
+)
 
 
 ModelName = Annotated[
@@ -39,11 +49,10 @@ ModelName = Annotated[
         min_length=1,
         max_length=64,
         pattern=NAME_PATTERN,
-        description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
-        "without '..'.",
+        description=NAME_DESCRIPTION,
         examples=["seed-2-3-3-1"],
     ),
-    AfterValidator(_no_double_dot),
+    no_double_dot("model"),
 ]
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag
 
 from service.api.schemas.common import (
     LIMITS,
+    NAME_DESCRIPTION,
     NAME_PATTERN,
     Batch,
     Body,
     LearningRate,
     Out,
+    no_double_dot,
 )
 from service.api.schemas.networks import OptimizerSpec
 
@@ -22,23 +24,16 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_EPOCHS = 1_000_000
 
 
-def _no_double_dot(name: str) -> str:
-    if ".." in name:
-        raise ValueError("a dataset name must not contain '..'")
-    return name
-
-
 DatasetName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=64,
         pattern=NAME_PATTERN,
-        description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, "
-        "without '..'.",
+        description=NAME_DESCRIPTION,
         examples=["xor"],
     ),
-    AfterValidator(_no_double_dot),
+    no_double_dot("dataset"),
 ]
 
 
