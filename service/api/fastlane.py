@@ -4,16 +4,17 @@ FastAPI's routing and dependency solving.
 For a small forward FastAPI spends most of the request matching routes and solving
 dependencies (about 200 µs of 270 in-process here), far more than the arithmetic. This pure
 ASGI layer sits inside the logging, metrics, auth and body-limit middlewares, so those apply as
-they always do, and serves two requests directly: ``POST /v1/models/{name}/forward`` with a
-JSON body, and ``POST /v2/models/{name}/infer``. It reads the body, validates it from bytes
-with the route's own schema, computes through the same store and answers as the route would.
+they always do, and serves these requests directly: ``POST /v1/models/{name}/forward``,
+``/gradient`` and ``/train-step`` with a JSON body, and ``POST /v2/models/{name}/infer``. It
+reads the body, validates it from bytes with the route's own schema, computes through the same
+store and answers as the route would.
 
 It serves only the plain case. A request it does not take (a query string, another media type,
-a trace, a body that does not validate) is replayed, body and all, into the full application,
-which answers exactly as it always has; a domain error raised while serving (an unknown model,
-the registry unavailable, a numeric overflow) gets the application's own exception handler,
-the same problem the route would give, without doing the work twice. The lane adds no
-operation of its own: the routes stay the documented ones.
+a forward's trace, a body that does not validate) is replayed, body and all, into the full
+application, which answers exactly as it always has; a domain error raised while serving (an
+unknown model, the registry unavailable, a numeric overflow) gets the application's own
+exception handler, the same problem the route would give, without doing the work twice. The
+lane adds no operation of its own: the routes stay the documented ones.
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import convert
-from service.api.deps import etag
-from service.api.routes import v2
+from service.api.deps import etag, if_match
+from service.api.routes import compute, v2
 from service.api.schemas.common import NAME_PATTERN
-from service.api.schemas.compute import ForwardRequest, ForwardResponse
+from service.api.schemas.compute import (
+    ForwardRequest,
+    ForwardResponse,
+    GradientRequest,
+    TrainStepRequest,
+    TrainStepResponse,
+)
 from service.api.v2 import codec
 from service.core import forward
 from service.settings import Settings
@@ -41,6 +48,8 @@ from service.store import ModelStore
 
 NAME = NAME_PATTERN.removeprefix("^").removesuffix("$")
 FORWARD = re.compile(rf"/v1/models/(?P<name>{NAME})/forward")
+GRADIENT = re.compile(rf"/v1/models/(?P<name>{NAME})/gradient")
+TRAIN_STEP = re.compile(rf"/v1/models/(?P<name>{NAME})/train-step")
 INFER = re.compile(rf"/v2/models/(?P<name>{NAME})/infer")
 
 Handler = Callable[[str, bytes, dict[bytes, bytes]], Awaitable[Response | None]]
@@ -58,6 +67,8 @@ class FastLane:
         self.settings = settings
         self.lanes: list[tuple[re.Pattern[str], Handler, Template]] = [
             (FORWARD, self.forward, Template("/v1/models/{name}/forward")),
+            (GRADIENT, self.gradient, Template("/v1/models/{name}/gradient")),
+            (TRAIN_STEP, self.train_step, Template("/v1/models/{name}/train-step")),
             (INFER, self.infer, Template("/v2/models/{name}/infer")),
         ]
 
@@ -112,8 +123,7 @@ class FastLane:
 
     async def forward(self, name: str, body: bytes, headers: dict[bytes, bytes]) -> Response | None:
         """The JSON forward route's answer, or None where that route must answer itself."""
-        content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-        if content_type != b"application/json" or b"npy" in headers.get(b"accept", b""):
+        if not _json_only(headers):
             return None
         request = ForwardRequest.model_validate_json(body)
         if request.trace:
@@ -130,6 +140,40 @@ class FastLane:
             answer.model_dump_json(exclude_none=True),
             headers=etag(model.version),
             media_type="application/json",
+        )
+
+    async def gradient(
+        self, name: str, body: bytes, headers: dict[bytes, bytes]
+    ) -> Response | None:
+        """The JSON gradient route's answer (deltas and trace included)."""
+        if not _json_only(headers):
+            return None
+        request = GradientRequest.model_validate_json(body)
+        model = await self.store.load(name)
+        result = await self.store.gradient(
+            model.network, model.params, request.inputs, request.targets
+        )
+        rows = len(request.inputs)
+        return await compute.gradient_answer(
+            self.store, name, model, result, rows, "layered", request.deltas, request.trace, False
+        )
+
+    async def train_step(
+        self, name: str, body: bytes, headers: dict[bytes, bytes]
+    ) -> Response | None:
+        """The JSON train-step route's answer; ``If-Match`` is checked in the commit itself."""
+        if not _json_only(headers):
+            return None
+        request = TrainStepRequest.model_validate_json(body)
+        match = headers.get(b"if-match")
+        expected = await if_match(None if match is None else match.decode("latin-1"))
+        outcome = await self.store.train_step(
+            name, request.inputs, request.targets, request.learning_rate, expected
+        )
+        version = outcome.record.version
+        answer = TrainStepResponse(model=name, version=version, loss=outcome.loss)
+        return Response(
+            answer.model_dump_json(), headers=etag(version), media_type="application/json"
         )
 
     async def infer(self, name: str, body: bytes, headers: dict[bytes, bytes]) -> Response | None:
@@ -150,6 +194,13 @@ class Template:
     """What the metrics and the request log read of the route that served a request."""
 
     path_format: str
+
+
+def _json_only(headers: dict[bytes, bytes]) -> bool:
+    """A JSON body, and no binary answer asked for."""
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    accept = headers.get(b"accept", b"")
+    return content_type == b"application/json" and b"npy" not in accept and b"npz" not in accept
 
 
 def install(app: FastAPI, store: ModelStore, settings: Settings) -> None:

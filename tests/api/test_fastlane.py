@@ -119,3 +119,39 @@ async def test_lane_requests_are_counted_by_their_route_template(
         and 'status="200"' in row
     )
     assert float(line.rsplit(" ", 1)[1]) == 3
+
+
+async def test_gradient_and_train_step_through_the_lane_equal_the_routes(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_seed(client, "a")
+    await create_seed(client, "b")
+    body = {"inputs": SEED_INPUTS, "targets": [SEED["target"]], "deltas": True, "trace": True}
+    fast = await client.post("/v1/models/a/gradient", json=body)
+    routed = await client.post("/v1/models/a/gradient?notation=layered", json=body)
+    assert fast.status_code == routed.status_code == 200
+    assert fast.json() == routed.json()
+    assert_close(fast.json()["loss"], SEED["loss"])
+
+    step = {"inputs": SEED_INPUTS, "targets": [SEED["target"]], "learning_rate": 0.01}
+    fast_step = await client.post("/v1/models/a/train-step", json=step)
+    routed_step = await client.post("/v1/models/b/train-step?learning_rate=0.01", json=step)
+    assert fast_step.status_code == routed_step.status_code == 200
+    assert {**fast_step.json(), "model": "b"} == routed_step.json()
+    assert fast_step.headers["etag"] == '"2"'
+    a = (await client.get("/v1/models/a/parameters")).json()["parameters"]
+    b = (await client.get("/v1/models/b/parameters")).json()["parameters"]
+    assert a == b
+
+
+async def test_a_stale_if_match_gets_412_through_the_lane(client: httpx.AsyncClient) -> None:
+    await create_seed(client)
+    step = {"inputs": SEED_INPUTS, "targets": [SEED["target"]]}
+    stale = await client.post("/v1/models/seed/train-step", json=step, headers={"If-Match": '"7"'})
+    assert stale.status_code == 412
+    assert stale.headers["content-type"] == PROBLEM_JSON
+    bad = await client.post("/v1/models/seed/train-step", json=step, headers={"If-Match": "x"})
+    assert bad.status_code == 400
+    fresh = await client.post("/v1/models/seed/train-step", json=step, headers={"If-Match": '"1"'})
+    assert fresh.status_code == 200
+    assert fresh.json()["version"] == 2

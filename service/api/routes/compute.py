@@ -101,12 +101,12 @@ async def gradient_model_npz(
     model = await store.load(name)
     X, T = await answers.decoded(store, request, _npz_decoder(settings))
     result = await store.gradient(model.network, model.params, X, T)
-    return await _gradient_answer(
+    return await gradient_answer(
         store, name, model, result, len(X), notation, deltas, trace, as_npz
     )
 
 
-async def _gradient_answer(
+async def gradient_answer(
     store: ModelStore,
     name: str,
     model: LoadedModel,
@@ -117,6 +117,7 @@ async def _gradient_answer(
     trace: bool,
     as_npz: bool,
 ) -> Response:
+    """The gradient route's answer: JSON (serialised off the loop when large) or ``.npz``."""
     network = model.network
     numbers = answers.size(network, rows, parameters=True, deltas=deltas, trace=trace)
     if as_npz:
@@ -245,7 +246,7 @@ async def gradient_model(
     model = await store.load(name)
     result = await store.gradient(model.network, model.params, body.inputs, body.targets)
     rows = len(body.inputs)
-    return await _gradient_answer(
+    return await gradient_answer(
         store, name, model, result, rows, notation, body.deltas, body.trace, as_npz
     )
 
