@@ -45,6 +45,7 @@ from service.core import (
     initialize,
     step,
 )
+from service.memory import tune_malloc_mib
 
 GEMM_BATCH, GEMM_IN, GEMM_OUT = 128, 784, 256
 
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None:
         _pin_blas_threads(args.threads, sys.argv[1:] if argv is None else argv)
+    tune_malloc_mib()  # the allocator tuned as the service tunes it
     budget = QUICK if args.quick else FULL
     env = environment(args.quick)
     started = time.perf_counter()

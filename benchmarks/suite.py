@@ -50,8 +50,7 @@ from service.core import (
     step,
 )
 from service.jobs.training import TrainConfig, Trainer
-from service.memory import tune_malloc
-from service.settings import MIB, Settings
+from service.memory import tune_malloc_mib
 from tests.seed import SEED
 from tests.servers import ROOT, free_port
 
@@ -795,9 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget.repeats,
     )
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
-    # The in-process figures run with the allocator tuned as the service tunes it.
-    threshold = Settings.model_fields["malloc_mmap_threshold_mb"].default * MIB
-    tune_malloc(threshold, 2 * threshold)
+    tune_malloc_mib()  # the in-process figures: with the allocator tuned as the service tunes it
     rows = run(budget, args.only, args.kserve_python, threads)
     print(table(rows))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.memory import DEFAULT_THRESHOLD_MIB
+
 MIB = 1024 * 1024
 
 
@@ -67,7 +69,7 @@ class Settings(Limits):
         "than that of the event loop (Linux nice; 0: the same).",
     )
     malloc_mmap_threshold_mb: int = Field(
-        32,
+        DEFAULT_THRESHOLD_MIB,
         ge=0,
         le=1024,
         description="Allocations below this many MiB come from the C heap, not fresh memory "

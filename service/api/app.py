@@ -19,9 +19,9 @@ from service.api.middleware import BodyLimit
 from service.api.routes import compute, datasets, health, jobs, learn, models, stateless, v2
 from service.api.schemas.common import LIMITS
 from service.jobs.store import open_jobs
-from service.memory import tune_malloc
+from service.memory import tune_malloc_mib
 from service.registry import open_registry
-from service.settings import MIB, Limits, Settings
+from service.settings import Limits, Settings
 
 DESCRIPTION = """
 The mathematics of feed-forward neural networks over HTTP: describe a network in JSON, store it,
@@ -89,8 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sys.setswitchinterval(settings.switch_interval_ms / 1000)
-        threshold = settings.malloc_mmap_threshold_mb * MIB
-        tune_malloc(threshold, 2 * threshold)
+        tune_malloc_mib(settings.malloc_mmap_threshold_mb)
         await job_store.start()
         yield
         await job_store.stop()
