@@ -459,3 +459,14 @@ async def test_put_parameters_restarts_the_optimizer_state(client: httpx.AsyncCl
     assert (await client.post("/v1/models/seed/train-step", json=SEED_DATA)).status_code == 200
     expected = core_steps(SGD(learning_rate=0.01, momentum=0.9), [None])
     assert_close(await parameters_of(client, "seed"), expected)
+
+
+async def test_the_import_query_parameters_are_refused_with_a_json_body(
+    client: httpx.AsyncClient,
+) -> None:
+    for query in ({"name": "other"}, {"loss": "mean_squared_error"}):
+        response = await client.post("/v1/models", params=query, json=seed_model("seed"))
+        body = assert_problem(response, 422)
+        assert "file imports" in body["detail"]
+    assert (await client.get("/v1/models/seed")).status_code == 404
+    assert (await client.get("/v1/models/other")).status_code == 404

@@ -8,6 +8,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from service import specs
 from service.api import answers, binary, convert, examples
@@ -138,13 +139,25 @@ async def create_model(
     body: Annotated[ModelCreate, Body(openapi_examples=examples.CREATE)],
     store: StoreDep,
     response: Response,
-    # Documented for file imports; checked here too so that a bad query never passes silently.
+    # For file imports; a JSON body carries its own name and loss, so here they are refused.
     _name: Annotated[
         str | None,
         Query(alias="name", pattern=NAME_PATTERN, max_length=64, include_in_schema=False),
     ] = None,
     _loss: Annotated[Loss | None, Query(alias="loss", include_in_schema=False)] = None,
 ) -> ModelPublic:
+    given = [name for name, value in (("name", _name), ("loss", _loss)) if value is not None]
+    if given:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", given[0]),
+                    "msg": f"?{given[0]}= is for file imports (ONNX, .npz); a JSON body gives "
+                    "its own name and network.loss",
+                }
+            ]
+        )
     net = convert.network(body.network)
     init: dict[str, Any] | None = None
     if body.parameters is not None:
