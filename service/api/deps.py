@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Path, Query, Request
 
-from service.api.problems import PreconditionRequired
+from service.api.problems import MalformedHeaderValue
 from service.api.schemas.common import NAME_PATTERN
 from service.registry import VersionConflict
 from service.settings import Settings
@@ -42,7 +42,7 @@ async def if_match(
         tag = tag[2:]
     tag = tag.strip('"')
     if not tag.isdigit():
-        raise PreconditionRequired(
+        raise MalformedHeaderValue(
             f'If-Match must be an ETag such as "3" (a model version), got {value!r}'
         )
     return int(tag)

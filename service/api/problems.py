@@ -70,8 +70,8 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
-class PreconditionRequired(Exception):
-    """A header such as If-Match is malformed."""
+class MalformedHeaderValue(Exception):
+    """A header such as If-Match or Last-Event-ID is malformed (400)."""
 
 
 def problem(
@@ -213,8 +213,8 @@ def install(app: FastAPI) -> None:
             headers={"ETag": f'"{exc.actual}"'},
         )
 
-    @app.exception_handler(PreconditionRequired)
-    async def bad_precondition(request: Request, exc: PreconditionRequired) -> Response:
+    @app.exception_handler(MalformedHeaderValue)
+    async def bad_precondition(request: Request, exc: MalformedHeaderValue) -> Response:
         return problem(
             400, "malformed-header", "Malformed header", str(exc), None, request.url.path
         )
@@ -399,7 +399,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 __all__ = [
     "PROBLEM_JSON",
     "BodyTooLarge",
-    "PreconditionRequired",
+    "MalformedHeaderValue",
     "Problem",
     "install",
     "problem",

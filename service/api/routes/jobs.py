@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from service import specs
 from service.api.deps import NamePath
-from service.api.problems import PreconditionRequired, problem_responses
+from service.api.problems import MalformedHeaderValue, problem_responses
 from service.api.schemas.jobs import (
     JOB_ID_PATTERN,
     CheckpointPublic,
@@ -261,7 +261,7 @@ async def job_events(
     start = after or 0
     if last_event_id is not None and last_event_id.strip():
         if not last_event_id.strip().isdigit():
-            raise PreconditionRequired(
+            raise MalformedHeaderValue(
                 f"Last-Event-ID must be an event id (a number), got {last_event_id!r}"
             )
         start = int(last_event_id.strip())
