@@ -12,6 +12,7 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -70,7 +71,7 @@ class ModelStore:
         cache_models: int = 256,
         cache_bytes: int = 1 << 30,
         compute_threads: int = 2,
-        compute_nice: int = 5,
+        compute_nice: int = 10,
         compute_idle: bool = False,
     ) -> None:
         self.registry = registry
@@ -116,9 +117,11 @@ class ModelStore:
         if version is None:
             # The version check keeps the cache exact when other processes write; for a local
             # registry it is one quick read, cheaper on the loop than a hop to a thread.
-            current = await self.current_version(name)
+            # The creation time too: a model deleted and created again elsewhere starts at
+            # version 1 again, and must not be served from the cache of the one before.
+            current = await self._current_state(name)
             cached = self._cache.get(name)
-            if cached is not None and cached.version == current:
+            if cached is not None and (cached.version, cached.record.created_at) == current:
                 return cached
         snapshot = await run_in_threadpool(self.registry.snapshot, name, version)
         network = specs.network_from_dict(snapshot.model.spec["network"])
@@ -216,7 +219,7 @@ class ModelStore:
                 params, state = await self.compute(model.network, update, model, data=data)
                 try:
                     record = await run_in_threadpool(
-                        self._pack_and_commit, name, params, state, model.version, reason
+                        self._pack_and_commit, name, params, state, model, reason
                     )
                 except VersionConflict:
                     if expected_version is not None:
@@ -231,9 +234,13 @@ class ModelStore:
         raise VersionConflict(name, model.version, await self.current_version(name))
 
     def _pack_and_commit(
-        self, name: str, params: Params, state: OptimizerState, version: int, reason: str
+        self, name: str, params: Params, state: OptimizerState, base: LoadedModel, reason: str
     ) -> ModelRecord:
-        return self.registry.commit(name, specs.pack(params, state), version, reason)
+        """Commit on top of ``base``: refused if the model changed, or is another one now."""
+        arrays = specs.pack(params, state)
+        return self.registry.commit(
+            name, arrays, base.version, reason, created=base.record.created_at
+        )
 
     async def refuse_if_training(self, name: str) -> None:
         """ModelBusy naming the job if a training job is changing the model.
@@ -244,6 +251,11 @@ class ModelStore:
         job = await run_in_threadpool(self.registry.active_job, name)
         if job is not None:
             raise ModelBusy(name, job)
+
+    async def _current_state(self, name: str) -> tuple[int, datetime]:
+        if self.registry.inline_reads:
+            return self.registry.current_state(name)
+        return await run_in_threadpool(self.registry.current_state, name)
 
     async def current_version(self, name: str) -> int:
         """The model's current version (ModelNotFound if none)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from service import specs
 from service.core import Layer, Network, initialize
-from service.registry import MemoryRegistry, Snapshot
+from service.registry import MemoryRegistry, Snapshot, VersionConflict, open_registry
 from service.store import ModelStore
 
 NETWORK = Network(2, (Layer(3, "tanh"), Layer(1, "sigmoid")), "half_squared_error")
@@ -75,12 +76,19 @@ class InterferingRegistry(MemoryRegistry):
         super().__init__()
         self.interfere = False
 
-    def commit(self, name: str, arrays: Any, expected_version: int, reason: str) -> Any:
+    def commit(
+        self,
+        name: str,
+        arrays: Any,
+        expected_version: int,
+        reason: str,
+        created: datetime | None = None,
+    ) -> Any:
         if self.interfere:
             self.interfere = False
             current = super().snapshot(name)
             super().commit(name, current.arrays, current.version, "other process")
-        return super().commit(name, arrays, expected_version, reason)
+        return super().commit(name, arrays, expected_version, reason, created)
 
 
 @pytest.mark.anyio
@@ -132,3 +140,44 @@ async def test_with_compute_idle_large_computations_run_in_the_idle_class() -> N
     assert small == (loop_policy, loop_thread) and loop_policy == os.SCHED_OTHER
     assert large[1] != loop_thread
     assert large[0] == os.SCHED_IDLE
+
+
+@pytest.mark.anyio
+async def test_a_model_created_again_elsewhere_is_not_served_or_overwritten_from_the_cache(
+    tmp_path: Any,
+) -> None:
+    """Two processes on one registry: B caches model m, A deletes it and creates another m
+    (a wider network, at version 1 again). B must serve the new one, and its train-step must
+    be computed on the new one."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    a, b = ModelStore(open_registry(url)), ModelStore(open_registry(url))
+    wide = Network(2, (Layer(7, "tanh"), Layer(1, "sigmoid")), "half_squared_error")
+    wide_spec = {**SPEC, "network": specs.network_to_dict(wide)}
+    try:
+        await a.create("m", SPEC, initialize(NETWORK, "xavier_uniform", 1))
+        assert (await b.load("m")).network == NETWORK  # now in B's cache
+        await a.delete("m", None)
+        await a.create("m", wide_spec, initialize(wide, "xavier_uniform", 2))
+        loaded = await b.load("m")
+        assert loaded.network == wide and loaded.params[0].W.shape == (2, 7)
+        outcome = await b.train_step("m", [[0.1, 0.2]], [[0.5]], 0.1, None)
+        assert outcome.record.version == 2
+        stored = await a.load("m")
+        assert stored.network == wide and stored.params[0].W.shape == (2, 7)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_commit_on_a_model_created_again_is_a_conflict(tmp_path: Any) -> None:
+    registry = open_registry(f"sqlite:///{tmp_path}/r.db")
+    try:
+        first = registry.create("m", SPEC, specs.pack(initialize(NETWORK, "zeros", 0), None))
+        registry.delete("m")
+        registry.create("m", SPEC, specs.pack(initialize(NETWORK, "zeros", 0), None))
+        arrays = specs.pack(initialize(NETWORK, "uniform", 1), None)
+        with pytest.raises(VersionConflict):
+            registry.commit("m", arrays, 1, "stale", created=first.created_at)
+        assert registry.current_version("m") == 1
+    finally:
+        registry.close()

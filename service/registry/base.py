@@ -93,6 +93,12 @@ class Registry(JobStorage, ABC):
         """Return the model's current version (cheap); ModelNotFound."""
 
     @abstractmethod
+    def current_state(self, name: str) -> tuple[int, datetime]:
+        """Return the model's current version and when it was created (cheap): a model deleted
+        and created again under its name starts at version 1 again, and only its creation
+        time tells it from the one before. ModelNotFound."""
+
+    @abstractmethod
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Return the arrays of the current or the given kept version with the current record.
 
@@ -100,12 +106,20 @@ class Registry(JobStorage, ABC):
         """
 
     @abstractmethod
-    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+    def commit(
+        self,
+        name: str,
+        arrays: Arrays,
+        expected_version: int,
+        reason: str,
+        created: datetime | None = None,
+    ) -> ModelRecord:
         """Atomically store `arrays` as version `expected_version + 1` and return the new record.
 
         Compare-and-swap: VersionConflict (and nothing changes) if the current version is not
-        `expected_version`; ModelNotFound. Prunes all but the newest `keep_versions` versions.
-        Durable when it returns.
+        `expected_version`, or with `created` if the model is not the one created then (it was
+        deleted and created again); ModelNotFound. Prunes all but the newest `keep_versions`
+        versions. Durable when it returns.
         """
 
     @abstractmethod

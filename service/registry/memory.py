@@ -123,6 +123,12 @@ class MemoryRegistry(MemoryJobs, Registry):
         with self._lock:
             return self._model(name).version
 
+    def current_state(self, name: str) -> tuple[int, datetime]:
+        """Return the model's current version and creation time; ModelNotFound."""
+        with self._lock:
+            model = self._model(name)
+            return model.version, model.created_at
+
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
         with self._lock:
@@ -134,12 +140,21 @@ class MemoryRegistry(MemoryJobs, Registry):
             record = model.record(name)
         return Snapshot(model=record, version=wanted, arrays=decode_arrays(stored.blob))
 
-    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+    def commit(
+        self,
+        name: str,
+        arrays: Arrays,
+        expected_version: int,
+        reason: str,
+        created: datetime | None = None,
+    ) -> ModelRecord:
         """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
         blob = encode_arrays(arrays)
         with self._lock:
-            self._model(name)
+            model = self._model(name)
             self._refuse_if_busy(name)
+            if created is not None and model.created_at != created:
+                raise VersionConflict(name, expected_version, model.version)
             return self._commit_locked(name, blob, expected_version, reason)
 
     def _model_version(self, name: str) -> int:

@@ -251,14 +251,17 @@ class PostgresRegistry(SqlJobs, Registry):
 
     @staticmethod
     def _lock_version(conn: Connection, name: str) -> int:
+        return PostgresRegistry._lock_state(conn, name)[0]
+
+    @staticmethod
+    def _lock_state(conn: Connection, name: str) -> tuple[int, datetime]:
         # The row lock serialises every writer of this model, in any process, until commit.
         row = conn.execute(
-            "SELECT version FROM models WHERE name = %s FOR UPDATE", (name,)
+            "SELECT version, created_at FROM models WHERE name = %s FOR UPDATE", (name,)
         ).fetchone()
         if row is None:
             raise ModelNotFound(name)
-        version: int = row[0]
-        return version
+        return row[0], _utc(row[1])
 
     def create(
         self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
@@ -334,6 +337,16 @@ class PostgresRegistry(SqlJobs, Registry):
         version: int = row[0]
         return version
 
+    def current_state(self, name: str) -> tuple[int, datetime]:
+        """Return the model's current version and creation time; ModelNotFound."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT version, created_at FROM models WHERE name = %s", (name,)
+            ).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        return row[0], _utc(row[1])
+
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
         wanted_param = version if version is None or version in _INT4 else 0
@@ -363,15 +376,22 @@ class PostgresRegistry(SqlJobs, Registry):
             raise RegistryError(f"stored arrays of model {name!r} v{wanted}: {exc}") from exc
         return Snapshot(model=_record(row), version=wanted, arrays=arrays)
 
-    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+    def commit(
+        self,
+        name: str,
+        arrays: Arrays,
+        expected_version: int,
+        reason: str,
+        created: datetime | None = None,
+    ) -> ModelRecord:
         """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
         blob = encode_arrays(arrays)
         new = expected_version + 1
         with self._connection() as conn:
-            current = self._lock_version(conn, name)
+            current, created_at = self._lock_state(conn, name)
             # Before the version check: a job's checkpoints would otherwise show as conflicts.
             self._refuse_if_busy(_PostgresTx(conn), name)
-            if current != expected_version:
+            if current != expected_version or (created is not None and created_at != created):
                 raise VersionConflict(name, expected_version, current)
             # One round trip for the writes. clock_timestamp(), read after the row lock, keeps
             # updated_at increasing in commit order (now() is when the transaction began).

@@ -319,6 +319,20 @@ class SqliteRegistry(SqlJobs, Registry):
         with self._connection() as conn:
             return self._version_of(conn, name)
 
+    def current_state(self, name: str) -> tuple[int, datetime]:
+        """Return the model's current version and creation time; ModelNotFound."""
+        with self._connection() as conn:
+            return self._state_of(conn, name)
+
+    @staticmethod
+    def _state_of(conn: sqlite3.Connection, name: str) -> tuple[int, datetime]:
+        row = conn.execute(
+            "SELECT version, created_at FROM models WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise ModelNotFound(name)
+        return row[0], datetime.fromisoformat(row[1])
+
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
         with self._read() as conn:
@@ -346,15 +360,22 @@ class SqliteRegistry(SqlJobs, Registry):
             raise RegistryError(f"stored arrays of model {name!r} v{wanted}: {exc}") from exc
         return Snapshot(model=_record(row), version=wanted, arrays=arrays)
 
-    def commit(self, name: str, arrays: Arrays, expected_version: int, reason: str) -> ModelRecord:
+    def commit(
+        self,
+        name: str,
+        arrays: Arrays,
+        expected_version: int,
+        reason: str,
+        created: datetime | None = None,
+    ) -> ModelRecord:
         """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
         blob, now = encode_arrays(arrays), _now()
         new = expected_version + 1
         with self._write() as conn:
-            current = self._version_of(conn, name)
+            current, created_at = self._state_of(conn, name)
             # Before the version check: a job's checkpoints would otherwise show as conflicts.
             self._refuse_if_busy(_SqliteTx(conn), name)
-            if current != expected_version:
+            if current != expected_version or (created is not None and created_at != created):
                 raise VersionConflict(name, expected_version, current)
             conn.execute(
                 "INSERT INTO versions (model, version, created_at, reason, arrays)"

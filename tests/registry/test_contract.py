@@ -343,3 +343,23 @@ def test_ping_and_close(make_registry: RegistryFactory) -> None:
         registry.ping()
     with pytest.raises(RegistryUnavailable):
         registry.count()
+
+
+def test_current_state_tells_a_model_created_again_from_the_one_before(
+    registry: Registry,
+) -> None:
+    first = registry.create("m", SPEC, bundle(1))
+    assert registry.current_state("m") == (1, first.created_at)
+    registry.commit("m", bundle(2), 1, "step", created=first.created_at)
+    assert registry.current_state("m") == (2, first.created_at)
+    registry.delete("m")
+    with pytest.raises(ModelNotFound):
+        registry.current_state("m")
+    again = registry.create("m", SPEC, bundle(3))
+    assert again.created_at != first.created_at
+    assert registry.current_state("m") == (1, again.created_at)
+    # A commit computed on the model before is refused, although version 1 is current again.
+    with pytest.raises(VersionConflict):
+        registry.commit("m", bundle(4), 1, "stale", created=first.created_at)
+    assert_bit_exact(registry.snapshot("m").arrays, bundle(3))
+    assert registry.commit("m", bundle(5), 1, "fresh", created=again.created_at).version == 2
