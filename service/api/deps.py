@@ -41,7 +41,7 @@ async def if_match(
     if tag.startswith("W/"):
         tag = tag[2:]
     tag = tag.strip('"')
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdigit()):
         raise MalformedHeaderValue(
             f'If-Match must be an ETag such as "3" (a model version), got {value!r}'
         )

@@ -20,12 +20,14 @@ lane adds no operation of its own: the routes stay the documented ones.
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +54,7 @@ GRADIENT = re.compile(rf"/v1/models/(?P<name>{NAME})/gradient")
 TRAIN_STEP = re.compile(rf"/v1/models/(?P<name>{NAME})/train-step")
 INFER = re.compile(rf"/v2/models/(?P<name>{NAME})/infer")
 
+LOG = logging.getLogger("service.api.fastlane")
 Handler = Callable[[str, bytes, dict[bytes, bytes]], Awaitable[Response | None]]
 
 
@@ -98,12 +101,13 @@ class FastLane:
             return
         body = b"".join(m.get("body", b"") for m in messages)
         try:
-            response = await handler(match["name"], body, dict(scope["headers"]))
-        except ValidationError:
+            response = await handler(match["name"], body, _first_of_each(scope["headers"]))
+        except NotForTheLane:
             response = None  # FastAPI words the body's validation errors: the routes answer
         except Exception as exc:
             # A domain error (unknown model, registry unavailable, numeric overflow, ...) gets
-            # the app's own handler, as on the routes, without doing the work again.
+            # the app's own handler, as on the routes, without doing the work again; so does
+            # an unexpected one (500), never replayed: a train-step must not run twice.
             response = await self._answer(scope, receive, exc)
         if response is None:
             await self.app(scope, _replay(messages, receive), send)
@@ -111,21 +115,24 @@ class FastLane:
         scope["route"] = route  # for the metrics and the request log: the route template
         await response(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, exc: Exception) -> Response | None:
-        """The response of the app's exception handler for ``exc``; None if it has none."""
+    async def _answer(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
+        """The response of the app's exception handler for ``exc``: the catch-all one (a logged
+        500) for an unexpected error. Called while ``exc`` is being handled."""
         handlers = self.fastapi.exception_handlers
         for kind in type(exc).__mro__:
             handler = handlers.get(kind)
-            if handler is not None and kind is not Exception:
+            if handler is not None:
                 answer = handler(Request(scope, receive), exc)
-                return await answer if inspect.isawaitable(answer) else answer
-        return None
+                response: Response = await answer if inspect.isawaitable(answer) else answer
+                return response
+        LOG.error("unexpected error in %s", scope.get("path"), exc_info=exc)
+        return Response("Internal Server Error", status_code=500, media_type="text/plain")
 
     async def forward(self, name: str, body: bytes, headers: dict[bytes, bytes]) -> Response | None:
         """The JSON forward route's answer, or None where that route must answer itself."""
         if not _json_only(headers):
             return None
-        request = ForwardRequest.model_validate_json(body)
+        request = _parse(ForwardRequest, body)
         if request.trace:
             return None
         model = await self.store.load(name)
@@ -148,7 +155,7 @@ class FastLane:
         """The JSON gradient route's answer (deltas and trace included)."""
         if not _json_only(headers):
             return None
-        request = GradientRequest.model_validate_json(body)
+        request = _parse(GradientRequest, body)
         model = await self.store.load(name)
         result = await self.store.gradient(
             model.network, model.params, request.inputs, request.targets
@@ -164,7 +171,7 @@ class FastLane:
         """The JSON train-step route's answer; ``If-Match`` is checked in the commit itself."""
         if not _json_only(headers):
             return None
-        request = TrainStepRequest.model_validate_json(body)
+        request = _parse(TrainStepRequest, body)
         match = headers.get(b"if-match")
         expected = await if_match(None if match is None else match.decode("latin-1"))
         outcome = await self.store.train_step(
@@ -196,11 +203,34 @@ class Template:
     path_format: str
 
 
+class NotForTheLane(Exception):
+    """The request is the routes' to answer (its body does not validate)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], body: bytes) -> M:
+    """``body`` validated from bytes by the route's own schema."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise NotForTheLane from exc
+
+
 def _json_only(headers: dict[bytes, bytes]) -> bool:
     """A JSON body, and no binary answer asked for."""
     content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-    accept = headers.get(b"accept", b"")
+    accept = headers.get(b"accept", b"").lower()
     return content_type == b"application/json" and b"npy" not in accept and b"npz" not in accept
+
+
+def _first_of_each(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The headers by name, the first of repeated ones winning, as Starlette reads them."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        found.setdefault(name, value)
+    return found
 
 
 def install(app: FastAPI, store: ModelStore, settings: Settings) -> None:

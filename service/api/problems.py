@@ -141,7 +141,7 @@ async def _stale_if_match(request: Request) -> VersionConflict | None:
     """The conflict a conditional write on a model would meet, judged from its headers alone."""
     name = request.path_params.get("name")
     header = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
-    if request.method == "GET" or not name or not header.isdigit():
+    if request.method == "GET" or not name or not (header.isascii() and header.isdigit()):
         return None
     try:
         current = await request.app.state.store.current_version(name)

@@ -155,3 +155,43 @@ async def test_a_stale_if_match_gets_412_through_the_lane(client: httpx.AsyncCli
     fresh = await client.post("/v1/models/seed/train-step", json=step, headers={"If-Match": '"1"'})
     assert fresh.status_code == 200
     assert fresh.json()["version"] == 2
+
+
+async def test_an_unexpected_error_in_the_lane_is_a_500_problem_and_not_run_again(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_seed(client)
+    calls: list[str] = []
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        calls.append("train_step")
+        raise RuntimeError("boom")
+
+    from service.store import ModelStore
+
+    monkeypatch.setattr(ModelStore, "train_step", broken)
+    step = {"inputs": SEED_INPUTS, "targets": [SEED["target"]]}
+    response = await client.post("/v1/models/seed/train-step", json=step)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert calls == ["train_step"]  # once: the lane does not replay it into the routes
+
+
+async def test_repeated_headers_are_read_as_the_routes_read_them(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_seed(client)
+    step = json.dumps({"inputs": SEED_INPUTS, "targets": [SEED["target"]]}).encode()
+    headers = [("Content-Type", "application/json"), ("If-Match", '"5"'), ("If-Match", '"1"')]
+    response = await client.post("/v1/models/seed/train-step", content=step, headers=headers)
+    assert response.status_code == 412  # the first If-Match counts, as on the routes
+    npy = await client.post(
+        "/v1/models/seed/forward", json=FORWARD, headers={"Accept": "Application/X-NPY"}
+    )
+    assert npy.headers["content-type"] == "application/x-npy"
+    weird = await client.post(
+        "/v1/models/seed/train-step",
+        json={"inputs": SEED_INPUTS, "targets": [[0.01]]},
+        headers={b"If-Match": b'"\xb2"'},  # a superscript two: isdigit() but not a number
+    )
+    assert weird.status_code == 400

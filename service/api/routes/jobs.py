@@ -260,7 +260,7 @@ async def job_events(
 ) -> StreamingResponse:
     start = after or 0
     if last_event_id is not None and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
+        if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
             raise MalformedHeaderValue(
                 f"Last-Event-ID must be an event id (a number), got {last_event_id!r}"
             )
