@@ -156,7 +156,7 @@ def from_npz(data: bytes, max_bytes: int) -> Dataset:
             try:
                 with archive.open(f"{key}.npy") as member:
                     shape, dtype = _npy_header(member, key)
-                    total += math.prod(shape) * dtype.itemsize
+                    total += math.prod(shape) * _stored_size(dtype)
                     _check_bytes(total, max_bytes)
                 with archive.open(f"{key}.npy") as member:
                     arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
@@ -166,7 +166,9 @@ def from_npz(data: bytes, max_bytes: int) -> Dataset:
                 raise InvalidDataset(f"array {key!r} of the .npz file: {exc}", f"/{key}") from None
     inputs, targets = arrays["inputs"], arrays["targets"]
     common = np.float32 if inputs.dtype == targets.dtype == np.float32 else np.float64
-    return _checked(_as_float(inputs, common), _as_float(targets, common), "npz", "")
+    inputs, targets = _as_float(inputs, common), _as_float(targets, common)
+    _check_bytes(inputs.nbytes + targets.nbytes, max_bytes)  # a float32 beside a float64 doubles
+    return _checked(inputs, targets, "npz", "")
 
 
 def from_npy(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
@@ -175,7 +177,7 @@ def from_npy(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
     member = io.BytesIO(data)
     try:
         shape, dtype = _npy_header(member, "array")
-        _check_bytes(math.prod(shape) * dtype.itemsize, max_bytes)
+        _check_bytes(math.prod(shape) * _stored_size(dtype), max_bytes)
         member.seek(0)
         table = np.lib.format.read_array(member, allow_pickle=False)
     except (InvalidDataset, DatasetTooLarge):
@@ -216,6 +218,11 @@ def _npy_header(member: IO[bytes], key: str) -> tuple[tuple[int, ...], np.dtype[
             f"/{key}",
         )
     return tuple(shape), dtype
+
+
+def _stored_size(dtype: np.dtype[Any]) -> int:
+    """Bytes a value of ``dtype`` takes once stored: float32 stays float32, the rest float64."""
+    return 4 if dtype == np.float32 else 8
 
 
 def _as_float(arr: np.ndarray, dtype: type[np.floating[Any]]) -> FloatArray:

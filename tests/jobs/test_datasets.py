@@ -307,3 +307,17 @@ async def test_npy_uploads_need_their_input_columns_and_fit_the_size_limit(apps:
         headers={"Content-Type": "application/x-npy"},
     )
     assert_problem(garbage, 422)
+
+
+async def test_the_size_limit_counts_values_as_they_will_be_stored(apps: Apps) -> None:
+    client = await apps(max_dataset_bytes=1000)
+    small_ints = np.zeros((100, 2), dtype=np.int8)  # 200 bytes sent, 1,600 stored as float64
+    assert_problem(await post_npy(client, small_ints, name="ints", input_columns=1), 413)
+    mixed = npz(inputs=np.zeros((50, 2), dtype=np.float32), targets=np.zeros((50, 1)))
+    assert_problem(await post_npz(client, mixed, name="mixed"), 413)  # the float32 doubles
+
+
+async def test_an_upload_name_with_two_dots_is_refused(client: httpx.AsyncClient) -> None:
+    response = await post_csv(client, "0,0,0\n", name="a..b", input_columns=2)
+    assert_problem(response, 422)
+    assert (await client.get("/v1/datasets/a..b")).status_code in (404, 422)

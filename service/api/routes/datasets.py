@@ -140,6 +140,16 @@ async def create_dataset(
         dataset = await jobs.parse_rows(body.inputs, body.targets)
     elif name is None:
         raise _required("name", "for an upload: the dataset's name")
+    elif ".." in name:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "name"),
+                    "msg": "a dataset name must not contain '..'",
+                }
+            ]
+        )
     elif media in (CSV_TYPE, NPY_TYPE):
         if input_columns is None:
             raise _required("input_columns", "for CSV and .npy: how many leading columns")
