@@ -55,14 +55,15 @@ class Settings(Limits):
         "(default: the CPUs).",
     )
     compute_idle: bool = Field(
-        True,
-        description="Run those threads in Linux's SCHED_IDLE class: they use the CPU the "
-        "small requests leave, and give way to the event loop at once (a small forward's p99 "
-        "stays as when idle). Under a load that keeps the CPUs busy, large computations wait "
-        "for it; false: they run at compute_nice instead.",
+        False,
+        description="Run those threads in Linux's SCHED_IDLE class instead: they give way to "
+        "the event loop at once, but a thread holding Python's interpreter lock then waits "
+        "for an idle CPU, and so does the event loop: with other busy processes on the "
+        "machine requests can stall for hundreds of milliseconds. Only for a machine the "
+        "service has to itself.",
     )
     compute_nice: int = Field(
-        5,
+        10,
         ge=0,
         le=19,
         description="Without compute_idle, how much lower the CPU priority of those threads is "
@@ -104,10 +105,10 @@ class Settings(Limits):
         "a progress event) every this many steps; 0: at epoch ends only.",
     )
     job_idle: bool = Field(
-        True,
-        description="Run training threads in Linux's SCHED_IDLE class: they train on the CPU "
-        "requests leave, and give way to request handling at once. Under a load that keeps "
-        "the CPUs busy, jobs wait for it; false: they run at job_nice instead.",
+        False,
+        description="Run training threads in Linux's SCHED_IDLE class instead of at job_nice "
+        "(see compute_idle for the risk: the interpreter lock makes the event loop wait with "
+        "them).",
     )
     job_nice: int = Field(
         10,
