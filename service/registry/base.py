@@ -88,9 +88,9 @@ class Registry(JobStorage, ABC):
         ModelNotFound; VersionConflict if `expected_version` is given and is not current.
         """
 
-    @abstractmethod
     def current_version(self, name: str) -> int:
         """Return the model's current version (cheap); ModelNotFound."""
+        return self.current_state(name)[0]
 
     @abstractmethod
     def current_state(self, name: str) -> tuple[int, datetime]:

@@ -118,11 +118,6 @@ class MemoryRegistry(MemoryJobs, Registry):
             del self._models[name]
             self._drop_history(name)
 
-    def current_version(self, name: str) -> int:
-        """Return the model's current version; ModelNotFound."""
-        with self._lock:
-            return self._model(name).version
-
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound."""
         with self._lock:

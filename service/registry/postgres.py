@@ -328,15 +328,6 @@ class PostgresRegistry(SqlJobs, Registry):
                 raise VersionConflict(name, expected_version, current)
             conn.execute("DELETE FROM models WHERE name = %s", (name,))  # cascades to versions
 
-    def current_version(self, name: str) -> int:
-        """Return the model's current version; ModelNotFound."""
-        with self._connection() as conn:
-            row = conn.execute("SELECT version FROM models WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            raise ModelNotFound(name)
-        version: int = row[0]
-        return version
-
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound."""
         with self._connection() as conn:

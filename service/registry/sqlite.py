@@ -314,11 +314,6 @@ class SqliteRegistry(SqlJobs, Registry):
             conn.execute("DELETE FROM versions WHERE model = ?", (name,))
             conn.execute("DELETE FROM models WHERE name = ?", (name,))
 
-    def current_version(self, name: str) -> int:
-        """Return the model's current version; ModelNotFound."""
-        with self._connection() as conn:
-            return self._version_of(conn, name)
-
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound."""
         with self._connection() as conn:
