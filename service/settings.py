@@ -148,6 +148,20 @@ class Settings(Limits):
         description="Compute budget of one request: a request whose estimated compute time "
         "(multiply-adds / compute_rate) exceeds it gets 422 before any computing.",
     )
+    max_request_memory_bytes: int = Field(
+        1 << 30,
+        ge=16 * MIB,
+        description="Working memory one request's computation may use, as estimated before it "
+        "starts (activations, gradients, the answer as it is built): a forward or gradient "
+        "without trace or deltas runs its rows in blocks and fits any batch; other work "
+        "estimated above this gets 413, saying the estimate and what to change.",
+    )
+    max_answer_bytes: int = Field(
+        256 * MIB,
+        ge=1024,
+        description="Largest answer, as estimated before the work starts (24 bytes a number "
+        "as JSON, the dtype's size in binary formats): above it, 413.",
+    )
     compute_rate: float = Field(
         1e9,
         gt=0,

@@ -28,6 +28,7 @@ from service.core import (
     OptimizerState,
     Params,
     gradient,
+    mean_gradient,
     step,
 )
 from service.registry import ModelBusy, ModelRecord, Registry, VersionConflict, VersionInfo
@@ -39,6 +40,7 @@ T = TypeVar("T")
 # it the thread hop (100-300 µs) would cost more than the arithmetic.
 INLINE_COMPUTE_LIMIT = 200_000
 CAS_RETRIES = 100
+ALL_ROWS = 1 << 62  # a block size that makes any batch one block
 
 
 @dataclass(frozen=True)
@@ -161,19 +163,30 @@ class ModelStore:
         T: ArrayLike,
         learning_rate: float | None,
         expected_version: int | None,
+        plan: Callable[[LoadedModel], int] | None = None,
     ) -> StepOutcome:
-        """One update with the model's optimizer (``learning_rate`` overriding its rate)."""
+        """One update with the model's optimizer (``learning_rate`` overriding its rate).
+
+        ``plan(model)``, called on the model before any arithmetic, admits the step (or raises)
+        and gives the rows per block its gradient is accumulated over (all at once without).
+        """
         losses: list[float] = []
+        blocks: list[int] = []
+
+        def admit(model: LoadedModel) -> None:
+            blocks.append(plan(model) if plan is not None else ALL_ROWS)
 
         def update(model: LoadedModel) -> tuple[Params, OptimizerState]:
             optimizer = model.optimizer
             if learning_rate is not None:
                 optimizer = replace(optimizer, learning_rate=learning_rate)
-            result = gradient(model.network, model.params, X, T)
-            losses.append(result.loss)
-            return step(optimizer, model.params, result.gradients, model.state)
+            loss, grads = mean_gradient(model.network, model.params, X, T, blocks[-1])
+            losses.append(loss)
+            return step(optimizer, model.params, grads, model.state)
 
-        record = await self._commit(name, expected_version, "train-step", update, data=X)
+        record = await self._commit(
+            name, expected_version, "train-step", update, data=X, admit=admit
+        )
         return StepOutcome(losses[-1], record)
 
     async def compute(
@@ -181,8 +194,12 @@ class ModelStore:
     ) -> T:
         """Run ``fn(*args)`` inline when it is small, in a worker thread when it is large."""
         rows = len(data) if isinstance(data, (list, np.ndarray)) else 1
-        cost = rows * network.parameter_count
-        if cost <= INLINE_COMPUTE_LIMIT:
+        return await self.execute(rows * network.parameter_count, fn, *args)
+
+    async def execute(self, multiply_adds: int, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a computation of ``multiply_adds``: inline when that is small (a hop to
+        a thread would cost more), in a worker thread when it is large."""
+        if multiply_adds <= INLINE_COMPUTE_LIMIT:
             return fn(*args)
         return await self._pool.run(fn, *args)
 
@@ -205,6 +222,7 @@ class ModelStore:
         reason: str,
         update: Callable[[LoadedModel], tuple[Params, OptimizerState]],
         data: ArrayLike | None = None,
+        admit: Callable[[LoadedModel], None] | None = None,
     ) -> ModelRecord:
         """Read, compute, compare-and-swap; retried when another process got in between.
 
@@ -216,7 +234,11 @@ class ModelStore:
                 model = await self.load(name)
                 if expected_version is not None and model.version != expected_version:
                     raise VersionConflict(name, expected_version, model.version)
-                params, state = await self.compute(model.network, update, model, data=data)
+                if admit is not None:
+                    admit(model)
+                rows = len(data) if isinstance(data, (list, np.ndarray)) else 1
+                work = rows * model.network.parameter_count
+                params, state = await self.execute(work, update, model)
                 try:
                     record = await run_in_threadpool(
                         self._pack_and_commit, name, params, state, model, reason

@@ -20,6 +20,8 @@ from service.api.routes import compute, datasets, health, jobs, learn, models, s
 from service.api.schemas.common import LIMITS
 from service.jobs.store import open_jobs
 from service.memory import tune_malloc_mib
+from service.operations import Operations
+from service.operations.cost import Limits as WorkLimits
 from service.registry import open_registry
 from service.settings import Limits, Settings
 
@@ -74,6 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     _check_limits(settings)
     registry = open_registry(settings.registry, keep_versions=settings.keep_versions)
+    limits = WorkLimits(
+        max_seconds=settings.max_compute_seconds,
+        rate=settings.compute_rate,
+        max_memory=settings.max_request_memory_bytes,
+        max_answer=settings.max_answer_bytes,
+    )
     store = BudgetedStore(
         registry,
         cache_models=settings.cache_models,
@@ -81,8 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         compute_threads=settings.compute_threads,
         compute_nice=settings.compute_nice,
         compute_idle=settings.compute_idle,
-        max_seconds=settings.max_compute_seconds,
-        rate=settings.compute_rate,
+        limits=limits,
     )
     job_store = open_jobs(registry, settings)
 
@@ -111,12 +118,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.ops = Operations(store, limits)
     app.state.jobs = job_store
     problems.install(app)
     binary.install(app)
     for module in (models, compute, learn, stateless, health, v2, datasets, jobs):
         app.include_router(module.router)
-    fastlane.install(app, store, settings)  # innermost: every middleware below applies to it
+    fastlane.install(
+        app, app.state.ops, settings
+    )  # innermost: every middleware below applies to it
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     docs.install(app)
     auth.install(app, settings, auth.load_keys(settings))

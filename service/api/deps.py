@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Path, Query, Request
 
 from service.api.problems import MalformedHeaderValue
 from service.api.schemas.common import NAME_PATTERN
+from service.operations import Operations
 from service.registry import VersionConflict
 from service.settings import Settings
 from service.store import ModelStore
@@ -18,6 +19,11 @@ from service.store import ModelStore
 async def get_store(request: Request) -> ModelStore:
     store: ModelStore = request.app.state.store
     return store
+
+
+async def get_operations(request: Request) -> Operations:
+    ops: Operations = request.app.state.ops
+    return ops
 
 
 async def get_settings(request: Request) -> Settings:
@@ -50,6 +56,7 @@ async def if_match(
 
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+OpsDep = Annotated[Operations, Depends(get_operations)]
 IfMatchDep = Annotated[int | None, Depends(if_match)]
 NamePath = Annotated[
     str,

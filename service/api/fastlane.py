@@ -44,9 +44,8 @@ from service.api.schemas.compute import (
     TrainStepResponse,
 )
 from service.api.v2 import codec
-from service.core import forward
+from service.operations import Operations
 from service.settings import Settings
-from service.store import ModelStore
 
 NAME = NAME_PATTERN.removeprefix("^").removesuffix("$")
 FORWARD = re.compile(rf"/v1/models/(?P<name>{NAME})/forward")
@@ -61,12 +60,11 @@ Handler = Callable[[str, bytes, dict[bytes, bytes]], Awaitable[Response | None]]
 class FastLane:
     """Pure ASGI: serve the hot requests directly, replay every other one into ``app``."""
 
-    def __init__(
-        self, app: ASGIApp, fastapi: FastAPI, store: ModelStore, settings: Settings
-    ) -> None:
+    def __init__(self, app: ASGIApp, fastapi: FastAPI, ops: Operations, settings: Settings) -> None:
         self.app = app
         self.fastapi = fastapi
-        self.store = store
+        self.ops = ops
+        self.store = ops.store
         self.settings = settings
         self.lanes: list[tuple[re.Pattern[str], Handler, Template]] = [
             (FORWARD, self.forward, Template("/v1/models/{name}/forward")),
@@ -136,12 +134,9 @@ class FastLane:
         if request.trace:
             return None
         model = await self.store.load(name)
-        X = request.inputs
-        trace = await self.store.compute(
-            model.network, forward, model.network, model.params, X, data=X
-        )
+        outputs = await self.ops.outputs(model.network, model.params, request.inputs)
         answer = ForwardResponse.model_construct(
-            model=name, version=model.version, outputs=convert.matrix(trace[-1].out)
+            model=name, version=model.version, outputs=convert.matrix(outputs)
         )
         return Response(
             answer.model_dump_json(exclude_none=True),
@@ -157,12 +152,16 @@ class FastLane:
             return None
         request = _parse(GradientRequest, body)
         model = await self.store.load(name)
-        result = await self.store.gradient(
-            model.network, model.params, request.inputs, request.targets
-        )
-        rows = len(request.inputs)
         return await compute.gradient_answer(
-            self.store, name, model, result, rows, "layered", request.deltas, request.trace, False
+            self.ops,
+            name,
+            model,
+            request.inputs,
+            request.targets,
+            "layered",
+            request.deltas,
+            request.trace,
+            False,
         )
 
     async def train_step(
@@ -174,7 +173,7 @@ class FastLane:
         request = _parse(TrainStepRequest, body)
         match = headers.get(b"if-match")
         expected = await if_match(None if match is None else match.decode("latin-1"))
-        outcome = await self.store.train_step(
+        outcome = await self.ops.train_step(
             name, request.inputs, request.targets, request.learning_rate, expected
         )
         version = outcome.record.version
@@ -188,7 +187,7 @@ class FastLane:
         length = headers.get(codec.HEADER_LENGTH.lower().encode())
         model = await self.store.load(name)
         return await v2.infer_response(
-            self.store,
+            self.ops,
             model,
             body,
             None if length is None else length.decode("latin-1"),
@@ -233,9 +232,9 @@ def _first_of_each(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return found
 
 
-def install(app: FastAPI, store: ModelStore, settings: Settings) -> None:
+def install(app: FastAPI, ops: Operations, settings: Settings) -> None:
     """Add the lane; call it before the other middlewares so that it sits inside them."""
-    app.add_middleware(FastLane, fastapi=app, store=store, settings=settings)
+    app.add_middleware(FastLane, fastapi=app, ops=ops, settings=settings)
 
 
 async def _read(receive: Receive) -> list[Message]:

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from service.api.budget import ComputeBudgetExceeded
 from service.core import CoreError, NumericOverflow
 from service.jobs.errors import DatasetTooLarge, InvalidDataset, UnsupportedMediaType
+from service.operations import ComputeBudgetExceeded, WorkTooLarge
 from service.registry import (
     DatasetExists,
     DatasetInUse,
@@ -250,6 +250,18 @@ def install(app: FastAPI) -> None:
             request.url.path,
         )
 
+    @app.exception_handler(WorkTooLarge)
+    async def work_too_large(request: Request, exc: WorkTooLarge) -> Response:
+        return problem(
+            413,
+            "work-too-large",
+            "Work too large",
+            str(exc),
+            None,
+            request.url.path,
+            extra={"estimate": exc.estimate, "limit": exc.limit},
+        )
+
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Response:
         return problem(
@@ -381,7 +393,7 @@ DESCRIPTIONS = {
     404: "Unknown model or version",
     409: "Name taken, or the model is being trained by a job (the body names it)",
     412: "If-Match does not match the current version",
-    413: "Request body too large",
+    413: "Request body too large, or work whose estimated memory or answer would pass a limit",
     415: "Unsupported media type",
     422: "Invalid content (shapes, values, limits, non-finite numbers)",
     503: "Registry unavailable",

@@ -52,7 +52,15 @@ from service.core.network import (
 )
 from service.core.optimizers import SGD, Adam, Optimizer, OptimizerState, step
 from service.core.parameters import FloatArray, LayerParams, Params, check_parameters
-from service.core.propagation import GradientResult, LayerTrace, Trace, forward, gradient
+from service.core.propagation import (
+    GradientResult,
+    LayerTrace,
+    Trace,
+    forward,
+    forward_outputs,
+    gradient,
+    mean_gradient,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -94,10 +102,12 @@ __all__ = [
     "explain",
     "explain_each",
     "forward",
+    "forward_outputs",
     "from_named",
     "gradient",
     "initialize",
     "locations",
+    "mean_gradient",
     "node_names",
     "parameter_names",
     "path_count",

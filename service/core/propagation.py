@@ -70,9 +70,71 @@ def forward(network: Network, params: Params, X: ArrayLike) -> Trace:
 
 def gradient(network: Network, params: Params, X: ArrayLike, T: ArrayLike) -> GradientResult:
     """The loss of the batch ``(X, T)`` and its gradient by backpropagation."""
+    a0, T_arr = _checked_pair(network, X, T)
+    return _gradient(network, params, a0, T_arr)
+
+
+def forward_outputs(network: Network, params: Params, X: ArrayLike, block_rows: int) -> FloatArray:
+    """The outputs of :func:`forward` (rows, outputs), propagated ``block_rows`` rows at a time
+    so that the working memory is that of one block, whatever the batch. Rows are independent,
+    so the outputs are those of one pass, to rounding: BLAS may add up a dot product in another
+    order for another number of rows (a unit in the last place or two)."""
+    a = check_batch(network, X)
+    rows = a.shape[0]
+    if rows <= block_rows:
+        return _forward(network, params, a)[-1].out
+    out = np.empty((rows, network.outputs), dtype=network.np_dtype)
+    for start in range(0, rows, block_rows):
+        block = slice(start, start + block_rows)
+        out[block] = _forward(network, params, a[block])[-1].out
+    return out
+
+
+def mean_gradient(
+    network: Network, params: Params, X: ArrayLike, T: ArrayLike, block_rows: int
+) -> tuple[float, Params]:
+    """The mean batch loss and its gradient, backpropagated ``block_rows`` rows at a time.
+
+    The batch loss is the mean of the per-sample losses, so over blocks ``B`` of ``n_B`` of the
+    ``N`` rows ``E = sum_B (n_B / N) E_B`` and ``dE/dW = sum_B (n_B / N) dE_B/dW``. Summing in
+    blocks changes only the order of additions: the result equals that of one pass to a few
+    units in the last place (relative 1e-13 in float64, 1e-5 in float32, over 100 blocks).
+    """
+    a0, T_arr = _checked_pair(network, X, T)
+    rows = a0.shape[0]
+    if rows <= block_rows:
+        result = _gradient(network, params, a0, T_arr)
+        return result.loss, result.gradients
+    loss = 0.0
+    total = [LayerParams(np.zeros_like(p.W), np.zeros_like(p.b)) for p in params]
+    for start in range(0, rows, block_rows):
+        stop = min(start + block_rows, rows)
+        part = _gradient(network, params, a0[start:stop], T_arr[start:stop])
+        weight = (stop - start) / rows
+        loss += weight * part.loss
+        scale = network.np_dtype.type(weight)
+        with np.errstate(all="ignore"):
+            for acc, g in zip(total, part.gradients, strict=True):
+                np.add(acc.W, scale * g.W, out=acc.W)
+                np.add(acc.b, scale * g.b, out=acc.b)
+    grads = tuple(total)
+    if not all_finite([a for g in grads for a in (g.W, g.b)]):
+        raise NumericOverflow(
+            f"the gradient overflows: its values would not be finite in {network.dtype}", ""
+        )
+    return loss, grads
+
+
+def _checked_pair(network: Network, X: ArrayLike, T: ArrayLike) -> tuple[FloatArray, FloatArray]:
     a0 = check_batch(network, X)
     T_arr = check_targets(network, T, a0.shape[0])
     losses.check_targets_fit_loss(network, T_arr)
+    return a0, T_arr
+
+
+def _gradient(
+    network: Network, params: Params, a0: FloatArray, T_arr: FloatArray
+) -> GradientResult:
     trace = _forward(network, params, a0)
     with np.errstate(all="ignore"):
         loss, delta = losses.loss_and_delta(network, trace[-1].net, trace[-1].out, T_arr)

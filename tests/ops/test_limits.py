@@ -9,8 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.budget import multiply_adds, rows_of
-from service.core import forward, gradient
+from service.operations import Limits, Work, admit, rows_of
 from service.specs import network_from_dict
 from tests import servers
 from tests.api.support import (
@@ -66,9 +65,11 @@ async def test_requests_over_the_compute_budget_get_422_and_change_nothing(
 
 def test_the_estimate_is_rows_times_parameters_and_three_times_that_backwards() -> None:
     network = network_from_dict(SEED_NETWORK)
-    batch = rows(7)["inputs"]
-    assert multiply_adds(network, forward, batch) == 7 * SEED_PARAMETER_COUNT
-    assert multiply_adds(network, gradient, batch) == 3 * 7 * SEED_PARAMETER_COUNT
+    limits = Limits(max_seconds=1.0, rate=1e9, max_memory=1 << 30, max_answer=1 << 28)
+    forward = admit(network, Work("forward", 7), limits)
+    assert forward.multiply_adds == 7 * SEED_PARAMETER_COUNT
+    assert admit(network, Work("gradient", 7), limits).multiply_adds == 3 * 7 * 25
+    assert admit(network, Work("train-step", 7), limits).multiply_adds == 3 * 7 * 25
     assert rows_of(None) == 1
     assert rows_of(np.zeros((12, 2))) == 12
 

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from service.api import answers, binary, convert, examples
 from service.api.convert import Notation
@@ -15,8 +15,8 @@ from service.api.deps import (
     CheckedIfMatch,
     NamePath,
     NotationQuery,
+    OpsDep,
     SettingsDep,
-    StoreDep,
     etag,
 )
 from service.api.problems import problem_responses
@@ -28,9 +28,9 @@ from service.api.schemas.compute import (
     TrainStepRequest,
     TrainStepResponse,
 )
-from service.core import GradientResult, forward
+from service.operations import Operations, rows_of
 from service.settings import Settings
-from service.store import LoadedModel, ModelStore
+from service.store import LoadedModel
 
 router = APIRouter(prefix="/v1/models", tags=["compute"])
 
@@ -64,26 +64,47 @@ HiddenRate = Annotated[
 async def forward_model_npy(
     name: NamePath,
     request: Request,
-    store: StoreDep,
+    ops: OpsDep,
     settings: SettingsDep,
     response: Response,
     trace: TraceQuery = False,
     notation: NotationQuery = "layered",
 ) -> ForwardResponse | Response:
     as_npy = binary.wants_npy(request, trace=trace)
-    model = await store.load(name)
+    model = await ops.store.load(name)
     X = await answers.decoded(
-        store, request, partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
+        ops.store, request, partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
     )
-    result = await store.compute(model.network, forward, model.network, model.params, X, data=X)
+    return await forward_answer(ops, name, model, X, trace, notation, as_npy, response)
+
+
+async def forward_answer(
+    ops: Operations,
+    name: str,
+    model: LoadedModel,
+    X: ArrayLike,
+    trace: bool,
+    notation: Notation,
+    as_npy: bool,
+    response: Response,
+) -> ForwardResponse | Response:
+    """The forward routes' answer: the outputs as JSON or ``.npy``, with the trace if asked."""
+    network, params = model.network, model.params
     if as_npy:
-        return binary.npy_response(result[-1].out, etag(model.version))
+        outputs = await ops.outputs(network, params, X, binary=True)
+        return binary.npy_response(outputs, etag(model.version))
     response.headers.update(etag(model.version))
+    if not trace:
+        outputs = await ops.outputs(network, params, X)
+        return ForwardResponse.model_construct(
+            model=name, version=model.version, outputs=convert.matrix(outputs)
+        )
+    layers = await ops.trace(network, params, X, named=notation == "named")
     return ForwardResponse.model_construct(
         model=name,
         version=model.version,
-        outputs=convert.matrix(result[-1].out),
-        trace=convert.trace_out(model.network, result, notation) if trace else None,
+        outputs=convert.matrix(layers[-1].out),
+        trace=convert.trace_out(network, layers, notation),
     )
 
 
@@ -91,34 +112,42 @@ async def forward_model_npy(
 async def gradient_model_npz(
     name: NamePath,
     request: Request,
-    store: StoreDep,
+    ops: OpsDep,
     settings: SettingsDep,
     deltas: DeltasQuery = False,
     trace: TraceQuery = False,
     notation: NotationQuery = "layered",
 ) -> Response:
     as_npz = binary.wants_npz(request, trace=trace)
-    model = await store.load(name)
-    X, T = await answers.decoded(store, request, _npz_decoder(settings))
-    result = await store.gradient(model.network, model.params, X, T)
-    return await gradient_answer(
-        store, name, model, result, len(X), notation, deltas, trace, as_npz
-    )
+    model = await ops.store.load(name)
+    X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
+    return await gradient_answer(ops, name, model, X, T, notation, deltas, trace, as_npz)
 
 
 async def gradient_answer(
-    store: ModelStore,
+    ops: Operations,
     name: str,
     model: LoadedModel,
-    result: GradientResult,
-    rows: int,
+    X: ArrayLike,
+    T: ArrayLike,
     notation: Notation,
     deltas: bool,
     trace: bool,
     as_npz: bool,
 ) -> Response:
-    """The gradient route's answer: JSON (serialised off the loop when large) or ``.npz``."""
-    network = model.network
+    """The gradient routes' answer: JSON (serialised off the loop when large) or ``.npz``."""
+    network, store = model.network, ops.store
+    result = await ops.gradient(
+        network,
+        model.params,
+        X,
+        T,
+        deltas=deltas,
+        trace=trace,
+        named=notation == "named",
+        binary=as_npz,
+    )
+    rows = rows_of(X)
     numbers = answers.size(network, rows, parameters=True, deltas=deltas, trace=trace)
     if as_npz:
         return await answers.binary_response(
@@ -151,14 +180,14 @@ async def gradient_answer(
 async def train_step_model_npz(
     name: NamePath,
     request: Request,
-    store: StoreDep,
+    ops: OpsDep,
     settings: SettingsDep,
     expected: CheckedIfMatch,
     response: Response,
     learning_rate: LearningRateQuery = None,
 ) -> TrainStepResponse:
-    X, T = await answers.decoded(store, request, _npz_decoder(settings))
-    outcome = await store.train_step(name, X, T, learning_rate, expected)
+    X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
+    outcome = await ops.train_step(name, X, T, learning_rate, expected)
     response.headers.update(etag(outcome.record.version))
     return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)
 
@@ -198,25 +227,16 @@ NPZ_BODY = binary.binary_body(
 async def forward_model(
     name: NamePath,
     body: Annotated[ForwardRequest, Body(openapi_examples=examples.FORWARD)],
-    store: StoreDep,
+    ops: OpsDep,
     request: Request,
     response: Response,
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
 ) -> ForwardResponse | Response:
     as_npy = binary.wants_npy(request, trace=body.trace)
-    model = await store.load(name)
-    trace = await store.compute(
-        model.network, forward, model.network, model.params, body.inputs, data=body.inputs
-    )
-    if as_npy:
-        return binary.npy_response(trace[-1].out, etag(model.version))
-    response.headers.update(etag(model.version))
-    return ForwardResponse.model_construct(
-        model=name,
-        version=model.version,
-        outputs=convert.matrix(trace[-1].out),
-        trace=convert.trace_out(model.network, trace, notation) if body.trace else None,
+    model = await ops.store.load(name)
+    return await forward_answer(
+        ops, name, model, body.inputs, body.trace, notation, as_npy, response
     )
 
 
@@ -236,18 +256,16 @@ async def forward_model(
 async def gradient_model(
     name: NamePath,
     body: Annotated[GradientRequest, Body(openapi_examples=examples.GRADIENT)],
-    store: StoreDep,
+    ops: OpsDep,
     request: Request,
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
     _deltas: HiddenDeltas = None,
 ) -> Response:
     as_npz = binary.wants_npz(request, trace=body.trace)
-    model = await store.load(name)
-    result = await store.gradient(model.network, model.params, body.inputs, body.targets)
-    rows = len(body.inputs)
+    model = await ops.store.load(name)
     return await gradient_answer(
-        store, name, model, result, rows, notation, body.deltas, body.trace, as_npz
+        ops, name, model, body.inputs, body.targets, notation, body.deltas, body.trace, as_npz
     )
 
 
@@ -266,11 +284,11 @@ async def gradient_model(
 async def train_step_model(
     name: NamePath,
     body: Annotated[TrainStepRequest, Body(openapi_examples=examples.TRAIN_STEP)],
-    store: StoreDep,
+    ops: OpsDep,
     expected: CheckedIfMatch,
     response: Response,
     _learning_rate: HiddenRate = None,
 ) -> TrainStepResponse:
-    outcome = await store.train_step(name, body.inputs, body.targets, body.learning_rate, expected)
+    outcome = await ops.train_step(name, body.inputs, body.targets, body.learning_rate, expected)
     response.headers.update(etag(outcome.record.version))
     return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 
 from service.api import answers, binary, convert, examples
-from service.api.deps import NotationQuery, StoreDep
+from service.api.deps import NotationQuery, OpsDep
 from service.api.problems import problem_responses
 from service.api.schemas.compute import (
     ForwardResponse,
@@ -19,7 +19,6 @@ from service.api.schemas.compute import (
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
-from service.core import forward, step
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
@@ -34,19 +33,21 @@ router = APIRouter(prefix="/v1", tags=["stateless"])
 )
 async def forward_stateless(
     body: Annotated[StatelessForwardRequest, Body(openapi_examples=examples.STATELESS_FORWARD)],
-    store: StoreDep,
+    ops: OpsDep,
     request: Request,
     notation: NotationQuery = "layered",
 ) -> ForwardResponse | Response:
     as_npy = binary.wants_npy(request, trace=body.trace)
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
-    trace = await store.compute(net, forward, net, params, body.inputs, data=body.inputs)
     if as_npy:
-        return binary.npy_response(trace[-1].out)
+        return binary.npy_response(await ops.outputs(net, params, body.inputs, binary=True))
+    if not body.trace:
+        outputs = await ops.outputs(net, params, body.inputs)
+        return ForwardResponse.model_construct(outputs=convert.matrix(outputs))
+    trace = await ops.trace(net, params, body.inputs, named=notation == "named")
     return ForwardResponse.model_construct(
-        outputs=convert.matrix(trace[-1].out),
-        trace=convert.trace_out(net, trace, notation) if body.trace else None,
+        outputs=convert.matrix(trace[-1].out), trace=convert.trace_out(net, trace, notation)
     )
 
 
@@ -59,12 +60,20 @@ async def forward_stateless(
 )
 async def gradient_stateless(
     body: Annotated[StatelessGradientRequest, Body(openapi_examples=examples.STATELESS_GRADIENT)],
-    store: StoreDep,
+    ops: OpsDep,
     notation: NotationQuery = "layered",
 ) -> Response:
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
-    result = await store.gradient(net, params, body.inputs, body.targets)
+    result = await ops.gradient(
+        net,
+        params,
+        body.inputs,
+        body.targets,
+        deltas=body.deltas,
+        trace=body.trace,
+        named=notation == "named",
+    )
 
     def build() -> GradientResponse:
         return GradientResponse.model_construct(
@@ -76,7 +85,7 @@ async def gradient_stateless(
 
     rows = len(body.inputs)
     numbers = answers.size(net, rows, parameters=True, deltas=body.deltas, trace=body.trace)
-    return await answers.json_response(store, numbers, build)
+    return await answers.json_response(ops.store, numbers, build)
 
 
 @router.post(
@@ -92,7 +101,7 @@ async def train_step_stateless(
     body: Annotated[
         StatelessTrainStepRequest, Body(openapi_examples=examples.STATELESS_TRAIN_STEP)
     ],
-    store: StoreDep,
+    ops: OpsDep,
     notation: NotationQuery = "layered",
 ) -> Response:
     net = convert.network(body.network)
@@ -101,12 +110,13 @@ async def train_step_stateless(
     if body.learning_rate is not None:
         optimizer = replace(optimizer, learning_rate=body.learning_rate)
     state = convert.optimizer_state(net, optimizer, body.optimizer_state)
-    result = await store.gradient(net, params, body.inputs, body.targets)
-    new_params, new_state = step(optimizer, params, result.gradients, state)
+    loss, new_params, new_state = await ops.step(
+        net, params, body.inputs, body.targets, optimizer, state
+    )
 
     def build() -> StatelessTrainStepResponse:
         return StatelessTrainStepResponse.model_construct(
-            loss=result.loss,
+            loss=loss,
             parameters=convert.parameters_out(new_params, notation),
             optimizer_state=OptimizerStateIO.model_construct(
                 step=new_state.step,
@@ -115,4 +125,4 @@ async def train_step_stateless(
         )
 
     numbers = (1 + len(new_state.slots)) * net.parameter_count
-    return await answers.json_response(store, numbers, build)
+    return await answers.json_response(ops.store, numbers, build)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__, specs
-from service.api.deps import NamePath, SettingsDep, StoreDep, etag
+from service.api.deps import NamePath, OpsDep, SettingsDep, StoreDep, etag
 from service.api.problems import problem_responses
 from service.api.v2 import codec
 from service.api.v2.schemas import (
@@ -28,7 +28,7 @@ from service.api.v2.schemas import (
     TensorMetadata,
     inline_schema,
 )
-from service.core import forward
+from service.operations import Operations
 from service.registry import VersionNotFound
 from service.store import LoadedModel, ModelStore
 
@@ -185,13 +185,13 @@ async def model_version_ready(name: NamePath, version: VersionPath, store: Store
 async def infer(
     name: NamePath,
     request: Request,
-    store: StoreDep,
+    ops: OpsDep,
     settings: SettingsDep,
     header_length: HeaderLength = None,
 ) -> Response:
-    model = await store.load(name)
+    model = await ops.store.load(name)
     return await infer_response(
-        store, model, await request.body(), header_length, settings.max_batch_rows
+        ops, model, await request.body(), header_length, settings.max_batch_rows
     )
 
 
@@ -207,13 +207,13 @@ async def infer_version(
     name: NamePath,
     version: VersionPath,
     request: Request,
-    store: StoreDep,
+    ops: OpsDep,
     settings: SettingsDep,
     header_length: HeaderLength = None,
 ) -> Response:
-    model = await store.load(name, version)
+    model = await ops.store.load(name, version)
     return await infer_response(
-        store, model, await request.body(), header_length, settings.max_batch_rows
+        ops, model, await request.body(), header_length, settings.max_batch_rows
     )
 
 
@@ -235,7 +235,7 @@ async def _metadata(store: ModelStore, name: str, version: int | None) -> ModelM
 
 
 async def infer_response(
-    store: ModelStore,
+    ops: Operations,
     model: LoadedModel,
     body: bytes,
     header_length: str | None,
@@ -244,12 +244,13 @@ async def infer_response(
     request = codec.decode_request(body, header_length)
     X = codec.model_input(request, INPUT, model.network.inputs, max_rows)
     outputs = codec.check_outputs(request, [OUTPUT])
-    trace = await store.compute(model.network, forward, model.network, model.params, X, data=X)
+    binary = all(request.binary(name) for name in outputs)
+    Y = await ops.outputs(model.network, model.params, X, binary=binary)
     content, json_length = codec.encode_response(
         model.record.name,
         str(model.version),
         request.id,
-        [codec.OutputTensor(name, trace[-1].out, request.binary(name)) for name in outputs],
+        [codec.OutputTensor(name, Y, request.binary(name)) for name in outputs],
     )
     headers = etag(model.version)
     if json_length is None:
