@@ -36,7 +36,8 @@ async def create_wide(client: httpx.AsyncClient) -> list[np.ndarray]:
 
 def reference_outputs(params: list[np.ndarray], X: np.ndarray) -> np.ndarray:
     W0, b0, W1, b1 = params
-    return np.tanh(X @ W0.reshape(1, -1) + b0) @ W1.reshape(-1, 1) + b1
+    outputs: np.ndarray = np.tanh(X @ W0.reshape(1, -1) + b0) @ W1.reshape(-1, 1) + b1
+    return outputs
 
 
 @pytest.mark.anyio
