@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -26,7 +26,16 @@ from service.api.schemas.learn import (
     FactorOut,
     PathOut,
 )
-from service.core import CoreError, Explanation, Factor, explain, forward
+from service.core import (
+    MAX_PATHS,
+    CoreError,
+    Explanation,
+    Factor,
+    Network,
+    explain,
+    forward,
+    path_count,
+)
 from service.jobs.store import JobStore
 from service.learn.chainrule import explanation_markdown
 from service.learn.diagram import Sample, network_svg
@@ -34,11 +43,24 @@ from service.learn.history import history_svg, loss_by_version, training_svg
 from service.learn.limits import check_drawable, check_walkable
 from service.learn.walkthrough import walkthrough
 from service.registry import HistoryEntry
+from service.store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["learn"])
 
 MARKDOWN = "text/markdown"
 SVG = "image/svg+xml"
+
+# Drawings, walkthroughs, explanations and plots are Python loops over every node, edge, path
+# factor or point: milliseconds for the seed (a drawing 4-7 ms, its walkthrough 8 ms), up to a
+# second or more at the limits. They run in the store's low-priority worker threads, so that the
+# event loop keeps serving other requests meanwhile (a 32-31-1 drawing on the loop held up
+# /healthz for seconds). Only what takes under a millisecond stays inline, where a hop to a
+# thread (100-300 µs, and a wait when the workers are busy) would cost about as much: an
+# explanation of a network of at most this many parameters and path factors (the seed's: 25 and
+# 21, about 0.5 ms), and a plot of at most this many points (0.6 ms, then 25 µs a point).
+INLINE_EXPLAIN_PARAMETERS = 100
+INLINE_EXPLAIN_FACTORS = 64
+INLINE_PLOT_POINTS = 16
 
 
 class MarkdownResponse(Response):
@@ -176,20 +198,46 @@ async def explain_model(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ExplainResponse | Response:
     model = await store.load(name, version)
-    result = await store.compute(
-        model.network,
-        partial(explain, form=body.form),
+    markdown = format == "markdown" or (format is None and _prefers_markdown(accept or ""))
+    run = partial(
+        explain,
         model.network,
         model.params,
         body.inputs,
         body.targets,
         body.parameter,
+        form=body.form,
     )
-    if format == "markdown" or (format is None and _prefers_markdown(accept or "")):
+    if not _small_explanation(model.network):
+        # Explained, written and serialised in a worker thread: FastAPI would validate and
+        # serialise a large answer model on the event loop.
+        def render() -> bytes:
+            result = run()
+            if markdown:
+                return explanation_markdown(result, name, model.version).encode()
+            answer = _explanation_out(name, model.version, result)
+            return answer.model_dump_json(exclude_none=True).encode()
+
+        content = await store.offload(render)
+        media_type = MARKDOWN if markdown else "application/json"
+        return Response(content, media_type=media_type, headers=etag(model.version))
+    result = run()
+    if markdown:
         text = explanation_markdown(result, name, model.version)
         return MarkdownResponse(text, headers=etag(model.version))
     response.headers.update(etag(model.version))
     return _explanation_out(name, model.version, result)
+
+
+def _small_explanation(network: Network) -> bool:
+    """Whether explaining any parameter of ``network`` costs less than a hop to a thread: few
+    parameters (explain reads them all by name) and few factors on the paths from the first
+    layer, the most of any parameter (each path has two factors a later layer and one more)."""
+    layers = len(network.layers)
+    factors = min(path_count(network, 0), MAX_PATHS) * (2 * layers + 1)
+    return network.parameter_count <= INLINE_EXPLAIN_PARAMETERS and (
+        factors <= INLINE_EXPLAIN_FACTORS
+    )
 
 
 @router.get(
@@ -236,9 +284,8 @@ async def diagram_svg(
                 shown = (r.gradients, r.deltas) if gradients else (None, None)
                 sample = Sample(X[0], r.trace, r.loss, *shown)
     title = f"{name}, version {model.version}"
-    return SVGResponse(
-        network_svg(model.network, model.params, title, sample), headers=etag(model.version)
-    )
+    drawn = partial(network_svg, model.network, model.params, title, sample)
+    return SVGResponse(await _offloaded(store, drawn), headers=etag(model.version))
 
 
 @router.get(
@@ -262,7 +309,8 @@ async def history_plot(
 ) -> SVGResponse:
     if inputs is None and targets is None:
         entries = await _training_history(jobs, name)
-        return SVGResponse(training_svg(name, entries))
+        plot = partial(training_svg, name, entries)
+        return SVGResponse(await _plotted(store, len(entries), plot))
     if inputs is None or targets is None:
         missing = "inputs" if inputs is None else "targets"
         raise _query_error(missing, "give both inputs and targets, or neither")
@@ -270,7 +318,18 @@ async def history_plot(
     with _from_query():
         losses = await loss_by_version(store, name, X, T)
     headers = etag(losses[-1].version) if losses else {}
-    return SVGResponse(history_svg(name, losses, len(X)), headers=headers)
+    plot = partial(history_svg, name, losses, len(X))
+    return SVGResponse(await _plotted(store, len(losses), plot), headers=headers)
+
+
+async def _offloaded(store: ModelStore, render: Callable[[], str]) -> bytes:
+    """``render()`` encoded, both in a worker thread."""
+    return await store.offload(lambda: render().encode())
+
+
+async def _plotted(store: ModelStore, points: int, plot: Callable[[], str]) -> bytes | str:
+    """``plot()`` of ``points`` points: inline when it is quick, else in a worker thread."""
+    return plot() if points <= INLINE_PLOT_POINTS else await _offloaded(store, plot)
 
 
 async def _training_history(jobs: JobStore, name: str) -> list[HistoryEntry]:
@@ -318,10 +377,11 @@ async def walkthrough_markdown(
     check_walkable(model.network)
     X, T = _one_sample(inputs, "inputs"), _one_sample(targets, "targets")
     rate = learning_rate if learning_rate is not None else model.optimizer.learning_rate
+    written = partial(
+        walkthrough, model.network, model.params, X, T, rate, model=name, version=model.version
+    )
     with _from_query():
-        text = walkthrough(
-            model.network, model.params, X, T, rate, model=name, version=model.version
-        )
+        text = await _offloaded(store, written)
     return MarkdownResponse(text, headers=etag(model.version))
 
 
