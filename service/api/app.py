@@ -124,9 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     binary.install(app)
     for module in (models, compute, learn, stateless, health, v2, datasets, jobs):
         app.include_router(module.router)
-    fastlane.install(
-        app, app.state.ops, settings
-    )  # innermost: every middleware below applies to it
+    fastlane.install(app)  # innermost: every middleware below applies to it
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     docs.install(app)
     auth.install(app, settings, auth.load_keys(settings))

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
@@ -115,9 +116,9 @@ def batch_npz(body: bytes, max_bytes: int, max_rows: int) -> tuple[NDArray[Any],
     return X, T
 
 
-def wants_npy(request: Request, *, trace: bool = False) -> bool:
+def wants_npy(headers: Headers, *, trace: bool = False) -> bool:
     """Whether to answer with the outputs as ``.npy``; a trace has no ``.npy`` form."""
-    if not accepts(request, NPY):
+    if not accepts(headers, NPY):
         return False
     if trace:
         raise NotAcceptable(
@@ -157,9 +158,9 @@ def _quality(accept: str, wanted: str) -> float:
     return best
 
 
-def wants_npz(request: Request, *, trace: bool = False) -> bool:
+def wants_npz(headers: Headers, *, trace: bool = False) -> bool:
     """Whether to answer a gradient as an ``.npz`` file; a trace has no ``.npz`` form."""
-    if not accepts(request, NPZ):
+    if not accepts(headers, NPZ):
         return False
     if trace:
         raise NotAcceptable(
@@ -179,10 +180,10 @@ def gradient_npz(loss: float, gradients: Params, deltas: tuple[FloatArray, ...] 
     return npy.dumps_npz(arrays)
 
 
-def accepts(request: Request, wanted: str) -> bool:
+def accepts(headers: Headers, wanted: str) -> bool:
     """Whether the client asks for ``wanted`` over JSON: named in ``Accept`` (not by a wildcard)
     with a quality above zero and not below that of ``application/json``."""
-    accept = request.headers.get("accept", "")
+    accept = headers.get("accept", "")
     if wanted not in accept.lower():
         return False
     q = _quality(accept, wanted)

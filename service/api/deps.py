@@ -31,15 +31,16 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def if_match(
-    value: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            description='Only act if the model\'s current version is this ETag, e.g. `"3"`.',
-        ),
-    ] = None,
-) -> int | None:
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='Only act if the model\'s current version is this ETag, e.g. `"3"`.',
+    ),
+]
+
+
+async def if_match(value: IfMatchHeader = None) -> int | None:
     """The version named by ``If-Match`` (``None`` for absent or ``*``)."""
     if value is None or value.strip() == "*":
         return None

@@ -9,16 +9,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from numpy.typing import ArrayLike, NDArray
 
-from service.api import answers, binary, convert, examples
+from service.api import answers, binary, convert, endpoint, examples
+from service.api.binary import JSON
 from service.api.convert import Notation
 from service.api.deps import (
     CheckedIfMatch,
+    IfMatchHeader,
     NamePath,
     NotationQuery,
     OpsDep,
     SettingsDep,
     etag,
 )
+from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
 from service.api.schemas.compute import (
     ForwardRequest,
@@ -66,16 +69,15 @@ async def forward_model_npy(
     request: Request,
     ops: OpsDep,
     settings: SettingsDep,
-    response: Response,
     trace: TraceQuery = False,
     notation: NotationQuery = "layered",
-) -> ForwardResponse | Response:
-    as_npy = binary.wants_npy(request, trace=trace)
+) -> Response:
+    as_npy = binary.wants_npy(request.headers, trace=trace)
     model = await ops.store.load(name)
     X = await answers.decoded(
         ops.store, request, partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
     )
-    return await forward_answer(ops, name, model, X, trace, notation, as_npy, response)
+    return await forward_answer(ops, name, model, X, trace, notation, as_npy)
 
 
 async def forward_answer(
@@ -86,26 +88,36 @@ async def forward_answer(
     trace: bool,
     notation: Notation,
     as_npy: bool,
-    response: Response,
-) -> ForwardResponse | Response:
+) -> Response:
     """The forward routes' answer: the outputs as JSON or ``.npy``, with the trace if asked."""
     network, params = model.network, model.params
+    headers = etag(model.version)
     if as_npy:
         outputs = await ops.outputs(network, params, X, binary=True)
-        return binary.npy_response(outputs, etag(model.version))
-    response.headers.update(etag(model.version))
+        return binary.npy_response(outputs, headers)
+    rows = rows_of(X)
+    numbers = answers.size(network, rows, parameters=False, deltas=False, trace=trace)
+    numbers += rows * network.outputs
     if not trace:
         outputs = await ops.outputs(network, params, X)
-        return ForwardResponse.model_construct(
-            model=name, version=model.version, outputs=convert.matrix(outputs)
-        )
+
+        def build() -> ForwardResponse:
+            return ForwardResponse.model_construct(
+                model=name, version=model.version, outputs=convert.matrix(outputs)
+            )
+
+        return await answers.json_response(ops.store, numbers, build, headers)
     layers = await ops.trace(network, params, X, named=notation == "named")
-    return ForwardResponse.model_construct(
-        model=name,
-        version=model.version,
-        outputs=convert.matrix(layers[-1].out),
-        trace=convert.trace_out(network, layers, notation),
-    )
+
+    def build_traced() -> ForwardResponse:
+        return ForwardResponse.model_construct(
+            model=name,
+            version=model.version,
+            outputs=convert.matrix(layers[-1].out),
+            trace=convert.trace_out(network, layers, notation),
+        )
+
+    return await answers.json_response(ops.store, numbers, build_traced, headers)
 
 
 @binary.post(router, "/{name}/gradient", binary.NPZ, response_model=GradientResponse)
@@ -118,7 +130,7 @@ async def gradient_model_npz(
     trace: TraceQuery = False,
     notation: NotationQuery = "layered",
 ) -> Response:
-    as_npz = binary.wants_npz(request, trace=trace)
+    as_npz = binary.wants_npz(request.headers, trace=trace)
     model = await ops.store.load(name)
     X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
     return await gradient_answer(ops, name, model, X, T, notation, deltas, trace, as_npz)
@@ -183,13 +195,25 @@ async def train_step_model_npz(
     ops: OpsDep,
     settings: SettingsDep,
     expected: CheckedIfMatch,
-    response: Response,
     learning_rate: LearningRateQuery = None,
-) -> TrainStepResponse:
+) -> Response:
     X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
+    return await train_step_answer(ops, name, X, T, learning_rate, expected)
+
+
+async def train_step_answer(
+    ops: Operations,
+    name: str,
+    X: ArrayLike,
+    T: ArrayLike,
+    learning_rate: float | None,
+    expected: int | None,
+) -> Response:
+    """The train-step routes' answer: the new version and the loss before the step."""
     outcome = await ops.train_step(name, X, T, learning_rate, expected)
-    response.headers.update(etag(outcome.record.version))
-    return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)
+    version = outcome.record.version
+    answer = TrainStepResponse(model=name, version=version, loss=outcome.loss)
+    return Response(answer.model_dump_json(), headers=etag(version), media_type=JSON)
 
 
 def _npz_decoder(settings: Settings) -> Callable[[bytes], tuple[NDArray[Any], NDArray[Any]]]:
@@ -205,7 +229,8 @@ NPZ_BODY = binary.binary_body(
 )
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/{name}/forward",
     summary="Forward pass on a stored model",
     description="The outputs of the model's current version for a batch of inputs (rows x "
@@ -227,20 +252,17 @@ NPZ_BODY = binary.binary_body(
 async def forward_model(
     name: NamePath,
     body: Annotated[ForwardRequest, Body(openapi_examples=examples.FORWARD)],
-    ops: OpsDep,
-    request: Request,
-    response: Response,
+    call: CallDep,
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
-) -> ForwardResponse | Response:
-    as_npy = binary.wants_npy(request, trace=body.trace)
-    model = await ops.store.load(name)
-    return await forward_answer(
-        ops, name, model, body.inputs, body.trace, notation, as_npy, response
-    )
+) -> Response:
+    as_npy = binary.wants_npy(call.headers, trace=body.trace)
+    model = await call.ops.store.load(name)
+    return await forward_answer(call.ops, name, model, body.inputs, body.trace, notation, as_npy)
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/{name}/gradient",
     summary="Loss and gradient by backpropagation",
     description="The mean batch loss and dE/dW, dE/db of every layer at the model's current "
@@ -256,20 +278,20 @@ async def forward_model(
 async def gradient_model(
     name: NamePath,
     body: Annotated[GradientRequest, Body(openapi_examples=examples.GRADIENT)],
-    ops: OpsDep,
-    request: Request,
+    call: CallDep,
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
     _deltas: HiddenDeltas = None,
 ) -> Response:
-    as_npz = binary.wants_npz(request, trace=body.trace)
-    model = await ops.store.load(name)
+    as_npz = binary.wants_npz(call.headers, trace=body.trace)
+    model = await call.ops.store.load(name)
     return await gradient_answer(
-        ops, name, model, body.inputs, body.targets, notation, body.deltas, body.trace, as_npz
+        call.ops, name, model, body.inputs, body.targets, notation, body.deltas, body.trace, as_npz
     )
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/{name}/train-step",
     summary="One gradient-descent step",
     description="Compute the gradient on the batch and update the parameters with the model's "
@@ -277,6 +299,7 @@ async def gradient_model(
     "storing them as version + 1. Answers once the new version is durable. `loss` is the loss "
     "before the step. Concurrent steps on one model are serialised; none is lost. A step whose "
     "result would not be finite commits nothing and answers 422.",
+    response_model=TrainStepResponse,
     response_model_exclude_none=True,
     responses=problem_responses(400, 404, 409, 412, 413, 422),
     openapi_extra={**NPZ_BODY, "parameters": [binary.LEARNING_RATE_PARAMETER]},
@@ -284,11 +307,10 @@ async def gradient_model(
 async def train_step_model(
     name: NamePath,
     body: Annotated[TrainStepRequest, Body(openapi_examples=examples.TRAIN_STEP)],
-    ops: OpsDep,
-    expected: CheckedIfMatch,
-    response: Response,
+    call: CallDep,
+    _if_match: IfMatchHeader = None,  # checked before the body is read: call.expected_version
     _learning_rate: HiddenRate = None,
-) -> TrainStepResponse:
-    outcome = await ops.train_step(name, body.inputs, body.targets, body.learning_rate, expected)
-    response.headers.update(etag(outcome.record.version))
-    return TrainStepResponse(model=name, version=outcome.record.version, loss=outcome.loss)
+) -> Response:
+    return await train_step_answer(
+        call.ops, name, body.inputs, body.targets, body.learning_rate, call.expected_version
+    )

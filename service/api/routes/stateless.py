@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Response
 
-from service.api import answers, binary, convert, examples
-from service.api.deps import NotationQuery, OpsDep
+from service.api import answers, binary, convert, endpoint, examples
+from service.api.deps import NotationQuery
+from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
 from service.api.schemas.compute import (
     ForwardResponse,
@@ -19,11 +20,13 @@ from service.api.schemas.compute import (
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
+from service.operations import rows_of
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/forward",
     summary="Forward pass (stateless)",
     description="Like the forward of a stored model, with `network` and `parameters` inline.",
@@ -33,25 +36,36 @@ router = APIRouter(prefix="/v1", tags=["stateless"])
 )
 async def forward_stateless(
     body: Annotated[StatelessForwardRequest, Body(openapi_examples=examples.STATELESS_FORWARD)],
-    ops: OpsDep,
-    request: Request,
+    call: CallDep,
     notation: NotationQuery = "layered",
-) -> ForwardResponse | Response:
-    as_npy = binary.wants_npy(request, trace=body.trace)
+) -> Response:
+    as_npy = binary.wants_npy(call.headers, trace=body.trace)
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
+    ops, X = call.ops, body.inputs
     if as_npy:
-        return binary.npy_response(await ops.outputs(net, params, body.inputs, binary=True))
+        return binary.npy_response(await ops.outputs(net, params, X, binary=True))
+    numbers = answers.size(net, rows_of(X), parameters=False, deltas=False, trace=body.trace)
+    numbers += rows_of(X) * net.outputs
     if not body.trace:
-        outputs = await ops.outputs(net, params, body.inputs)
-        return ForwardResponse.model_construct(outputs=convert.matrix(outputs))
-    trace = await ops.trace(net, params, body.inputs, named=notation == "named")
-    return ForwardResponse.model_construct(
-        outputs=convert.matrix(trace[-1].out), trace=convert.trace_out(net, trace, notation)
-    )
+        outputs = await ops.outputs(net, params, X)
+
+        def build() -> ForwardResponse:
+            return ForwardResponse.model_construct(outputs=convert.matrix(outputs))
+
+        return await answers.json_response(ops.store, numbers, build)
+    trace = await ops.trace(net, params, X, named=notation == "named")
+
+    def build_traced() -> ForwardResponse:
+        return ForwardResponse.model_construct(
+            outputs=convert.matrix(trace[-1].out), trace=convert.trace_out(net, trace, notation)
+        )
+
+    return await answers.json_response(ops.store, numbers, build_traced)
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/gradient",
     summary="Loss and gradient (stateless)",
     description="Like the gradient of a stored model, with `network` and `parameters` inline.",
@@ -60,9 +74,10 @@ async def forward_stateless(
 )
 async def gradient_stateless(
     body: Annotated[StatelessGradientRequest, Body(openapi_examples=examples.STATELESS_GRADIENT)],
-    ops: OpsDep,
+    call: CallDep,
     notation: NotationQuery = "layered",
 ) -> Response:
+    ops = call.ops
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
     result = await ops.gradient(
@@ -88,7 +103,8 @@ async def gradient_stateless(
     return await answers.json_response(ops.store, numbers, build)
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/train-step",
     summary="One gradient-descent step (stateless)",
     description="Returns the updated `parameters` and the `optimizer_state` to send with the "
@@ -101,9 +117,10 @@ async def train_step_stateless(
     body: Annotated[
         StatelessTrainStepRequest, Body(openapi_examples=examples.STATELESS_TRAIN_STEP)
     ],
-    ops: OpsDep,
+    call: CallDep,
     notation: NotationQuery = "layered",
 ) -> Response:
+    ops = call.ops
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
     optimizer = convert.optimizer(body.optimizer)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__, specs
-from service.api.deps import NamePath, OpsDep, SettingsDep, StoreDep, etag
+from service.api import endpoint
+from service.api.deps import NamePath, StoreDep, etag
+from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
 from service.api.v2 import codec
 from service.api.v2.schemas import (
@@ -169,7 +171,8 @@ async def model_version_ready(name: NamePath, version: VersionPath, store: Store
     return ModelReady(name=name, ready=True)
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/models/{name}/infer",
     summary="Inference",
     description="The forward pass of the model's current version, as the Open Inference "
@@ -182,20 +185,15 @@ async def model_version_ready(name: NamePath, version: VersionPath, store: Store
     responses=INFER_RESPONSES,
     openapi_extra=INFER_OPENAPI,
 )
-async def infer(
-    name: NamePath,
-    request: Request,
-    ops: OpsDep,
-    settings: SettingsDep,
-    header_length: HeaderLength = None,
-) -> Response:
-    model = await ops.store.load(name)
+async def infer(name: NamePath, call: CallDep, header_length: HeaderLength = None) -> Response:
+    model = await call.ops.store.load(name)
     return await infer_response(
-        ops, model, await request.body(), header_length, settings.max_batch_rows
+        call.ops, model, call.body, header_length, call.settings.max_batch_rows
     )
 
 
-@router.post(
+@endpoint.post(
+    router,
     "/models/{name}/versions/{version}/infer",
     summary="Inference on a version",
     description="Inference as above, on a kept version of the model (404 otherwise).",
@@ -204,16 +202,11 @@ async def infer(
     openapi_extra=INFER_OPENAPI,
 )
 async def infer_version(
-    name: NamePath,
-    version: VersionPath,
-    request: Request,
-    ops: OpsDep,
-    settings: SettingsDep,
-    header_length: HeaderLength = None,
+    name: NamePath, version: VersionPath, call: CallDep, header_length: HeaderLength = None
 ) -> Response:
-    model = await ops.store.load(name, version)
+    model = await call.ops.store.load(name, version)
     return await infer_response(
-        ops, model, await request.body(), header_length, settings.max_batch_rows
+        call.ops, model, call.body, header_length, call.settings.max_batch_rows
     )
 
 
