@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from service.core import Params
-from service.interop import npy
+from service.interop import jsontext, npy
 from service.interop.errors import MalformedContent, UnsupportedContent
 
 JSON = dict[str, Any]
@@ -35,6 +35,26 @@ def create_body(name: str, spec: Mapping[str, Any], params: Params | None) -> JS
         body["description"] = spec["description"]
     body["tags"] = list(spec.get("tags", []))
     return body
+
+
+def json_pieces(name: str, spec: Mapping[str, Any], params: Params) -> Iterator[str]:
+    """The JSON text of ``create_body(name, spec, params)``, as ``json.dumps`` writes it
+    compactly, in pieces of a few thousand numbers each: a thread writing millions of them lets
+    go of the interpreter lock between pieces."""
+    body = create_body(name, spec, None)
+    yield "{"
+    for i, (key, value) in enumerate(body.items()):
+        yield ("," if i else "") + jsontext.dumps(key) + ":" + jsontext.dumps(value)
+        if key == "network":  # the parameters come next, as in create_body
+            yield ',"parameters":{"layers":['
+            for j, p in enumerate(params):
+                yield ("," if j else "") + '{"weights":'
+                yield from jsontext.array(p.W)
+                yield ',"biases":'
+                yield from jsontext.array(p.b)
+                yield "}"
+            yield "]}"
+    yield "}"
 
 
 def to_npz(body: JSON, params: Params) -> bytes:
