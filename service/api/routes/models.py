@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import email.message
 import json
 import secrets
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.responses import StreamingResponse
 
 from service import specs
 from service.api import answers, binary, convert, examples
@@ -32,14 +39,109 @@ from service.api.schemas.models import (
     VersionList,
     VersionPublic,
 )
-from service.api.schemas.networks import InitSpec, Loss
+from service.api.schemas.networks import InitSpec, LayeredParameters, Loss, NamedParameters
 from service.core import Network, Params, check_parameters, initialize
 from service.core.errors import CoreError
-from service.interop import archive, onnx_io
+from service.interop import archive, jsontext, onnx_io
 from service.registry import ModelRecord
 from service.store import ModelStore
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's answer (400)
+
+
+class LargeBodies(APIRoute):
+    """A route whose large JSON body is decoded and validated off the event loop.
+
+    FastAPI reads, decodes and validates a JSON body on the event loop: 30 MB of it hold up every
+    other request for a second. Here a body over ``answers.LARGE_BODY`` bytes is decoded in
+    pieces (:func:`jsontext.loads`: the value and errors of ``json.loads``) and validated by the
+    route's own body field in the store's worker threads. Starlette keeps a request's body and
+    JSON once read, so FastAPI's handler then finds them done (a model instance validates again
+    at no cost) and answers exactly as it would have. A body that does not validate leaves
+    FastAPI a stand-in that fails at once, and the errors found in the worker take its place,
+    after FastAPI's own about the parameters, in the order FastAPI gives them."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        field = self.body_field
+        if field is None or self._embed_body_fields:
+            return handler
+
+        def parse(chunks: list[bytes]) -> tuple[bytes, Any]:
+            raw = b"".join(chunks)
+            try:
+                data = jsontext.loads(raw)
+            except json.JSONDecodeError as exc:
+                return raw, exc
+            except Exception as exc:  # not text, nested too deep: as FastAPI answers them
+                raise HTTPException(400, UNREADABLE_BODY) from exc
+            value, errors = field.validate(data, {}, loc=("body",))
+            return raw, _Invalid(errors) if errors else value
+
+        async def handle(request: Request) -> Response:
+            if not _json_media(request) or MAX_BODY_SIZE_SCOPE_KEY in request.scope:
+                return await handler(request)
+            try:
+                chunks = [chunk async for chunk in request.stream()]
+            except HTTPException:
+                raise
+            except Exception as exc:
+                raise HTTPException(400, UNREADABLE_BODY) from exc
+            if sum(map(len, chunks)) <= answers.LARGE_BODY:
+                request._body = b"".join(chunks)
+                return await handler(request)
+            store: ModelStore = request.app.state.store
+            request._body, parsed = await store.offload(partial(parse, chunks))
+            if isinstance(parsed, json.JSONDecodeError):
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "json_invalid",
+                            "loc": ("body", parsed.pos),
+                            "msg": "JSON decode error",
+                            "input": {},
+                            "ctx": {"error": parsed.msg},
+                        }
+                    ],
+                    body=parsed.doc,
+                )
+            if not isinstance(parsed, _Invalid):
+                request._json = parsed
+                return await handler(request)
+            request._json = _STAND_IN
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [e for e in exc.errors() if e.get("input") is not _STAND_IN]
+                raise RequestValidationError([*errors, *parsed.errors], body=exc.body) from None
+
+        return handle
+
+
+class _Invalid:
+    """The errors of a body that does not validate."""
+
+    def __init__(self, errors: list[Any]) -> None:
+        self.errors = errors
+
+
+_STAND_IN = object()  # what FastAPI validates in place of a body found invalid in a worker
+
+
+def _json_media(request: Request) -> bool:
+    """Whether FastAPI reads the request's body as JSON (its own test)."""
+    value = request.headers.get("content-type")
+    if not value:
+        return False
+    message = email.message.Message()
+    message["content-type"] = value
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=LargeBodies)
 
 
 def public(record: ModelRecord) -> ModelPublic:
@@ -96,22 +198,29 @@ async def import_model(
     name: ImportName = None,
     loss: ImportLoss = None,
 ) -> ModelPublic:
-    content = await request.body()
-    if binary.media_type(request.headers.get("content-type")) == binary.ONNX:
-        imported = onnx_io.from_onnx(content)
-        fields: dict[str, Any] = {
-            "name": imported.name,
-            "network": imported.network(loss or imported.loss or onnx_io.default_loss(imported)),
-        }
-        pairs = imported.params
-    else:
-        fields, pairs = archive.from_npz(content, settings.max_body_bytes)
-        if loss is not None and isinstance(fields.get("network"), dict):
-            fields["network"] = {**fields["network"], "loss": loss}
-    body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
-    net = convert.network(body.network)
-    with convert.at("/parameters"):
-        params = check_parameters(net, pairs)
+    onnx = binary.media_type(request.headers.get("content-type")) == binary.ONNX
+
+    def decode(content: bytes) -> tuple[ModelCreate, Network, Params]:
+        if onnx:
+            imported = onnx_io.from_onnx(content)
+            fields: dict[str, Any] = {
+                "name": imported.name,
+                "network": imported.network(
+                    loss or imported.loss or onnx_io.default_loss(imported)
+                ),
+            }
+            pairs = imported.params
+        else:
+            fields, pairs = archive.from_npz(content, settings.max_body_bytes)
+            if loss is not None and isinstance(fields.get("network"), dict):
+                fields["network"] = {**fields["network"], "loss": loss}
+        body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
+        net = convert.network(body.network)
+        with convert.at("/parameters"):
+            return body, net, check_parameters(net, pairs)
+
+    # A large file is read, checked and converted in a worker thread.
+    body, net, params = await answers.decoded(store, request, decode)
     return await _store_new(store, response, body, net, params, None)
 
 
@@ -161,7 +270,7 @@ async def create_model(
     net = convert.network(body.network)
     init: dict[str, Any] | None = None
     if body.parameters is not None:
-        params = convert.parameters(net, body.parameters)
+        params = await _converted(store, net, body.parameters)
     else:
         scheme = body.init or InitSpec()
         seed = scheme.seed if scheme.seed is not None else secrets.randbits(63)
@@ -169,6 +278,18 @@ async def create_model(
         params = draw() if net.parameter_count <= answers.LARGE else await store.offload(draw)
         init = {"scheme": scheme.scheme, "seed": seed}
     return await _store_new(store, response, body, net, params, init)
+
+
+async def _converted(
+    store: ModelStore, net: Network, given: LayeredParameters | NamedParameters
+) -> Params:
+    """The core's parameters of ``given``; many of them converted in a worker thread."""
+    convert_them = partial(convert.parameters, net, given)
+    return (
+        convert_them()
+        if net.parameter_count <= answers.LARGE
+        else await store.offload(convert_them)
+    )
 
 
 async def _store_new(
@@ -270,6 +391,7 @@ async def get_parameters(
     summary="Replace a model's parameters",
     description="Store new parameters (either notation) as version + 1. `If-Match` is checked "
     "before anything else (412 when stale). The optimizer state (momentum, moments) restarts.",
+    response_model=ParametersPublic,
     responses=problem_responses(400, 404, 409, 412, 413, 422),
 )
 async def put_parameters(
@@ -277,18 +399,21 @@ async def put_parameters(
     body: Annotated[ParametersPut, Body(openapi_examples=examples.PUT_PARAMETERS)],
     store: StoreDep,
     expected: CheckedIfMatch,
-    response: Response,
     notation: NotationQuery = "layered",
-) -> ParametersPublic:
+) -> Response:
     if body.model is not None and body.model != name:
         raise CoreError(f"the body names model {body.model!r}, the path {name!r}", "/model")
     model = await store.load(name)
-    params = convert.parameters(model.network, body.parameters)
+    params = await _converted(store, model.network, body.parameters)
     record = await store.put_parameters(name, params, expected)
-    response.headers.update(etag(record.version))
-    return ParametersPublic(
-        model=name, version=record.version, parameters=convert.parameters_out(params, notation)
-    )
+
+    def build() -> ParametersPublic:
+        return ParametersPublic.model_construct(
+            model=name, version=record.version, parameters=convert.parameters_out(params, notation)
+        )
+
+    numbers = model.network.parameter_count
+    return await answers.json_response(store, numbers, build, etag(record.version))
 
 
 @router.get(
@@ -363,18 +488,70 @@ async def export_model(
     version: Annotated[int | None, Query(ge=1, description="A kept older version.")] = None,
 ) -> Response:
     model = await store.load(name, version)
-    spec = model.record.spec
+    spec, net, params = model.record.spec, model.network, model.params
+    render: Callable[[], bytes | list[bytes]]
     if format == "onnx":
-        net = model.network
-        content = await store.compute(net, onnx_io.to_onnx, net, model.params, name, model.version)
+        render = partial(onnx_io.to_onnx, net, params, name, model.version)
     elif format == "npz":
-        content = archive.to_npz(archive.create_body(name, spec, None), model.params)
+        render = partial(archive.to_npz, archive.create_body(name, spec, None), params)
     else:
-        body = archive.create_body(name, spec, model.params)
-        content = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        render = partial(blocks, archive.json_pieces(name, spec, params))
     filename = f"{name}-v{model.version}.{format}"
     headers = {
         **etag(model.record.version),
         "Content-Disposition": f'attachment; filename="{filename}"',
     }
-    return Response(content, headers=headers, media_type=EXPORT_MEDIA[format])
+    media = EXPORT_MEDIA[format]
+    return await file_response(store, net.parameter_count, render, media, headers)
+
+
+def blocks(pieces: Iterable[str]) -> list[bytes]:
+    """``pieces`` of text joined and encoded a block of about ``answers.BLOCK`` bytes at a
+    time (one join of megabytes would hold the interpreter lock for as long)."""
+    done: list[bytes] = []
+    pending: list[str] = []
+    size = 0
+    for piece in pieces:
+        pending.append(piece)
+        size += len(piece)
+        if size >= answers.BLOCK:
+            done.append("".join(pending).encode())
+            pending, size = [], 0
+    done.append("".join(pending).encode())
+    return done
+
+
+async def file_response(
+    store: ModelStore,
+    numbers: int,
+    render: Callable[[], bytes | list[bytes]],
+    media_type: str,
+    headers: dict[str, str],
+) -> Response:
+    """The file ``render()`` writes, with its ``Content-Length``; with many numbers written in a
+    worker thread and sent a block at a time, so that no single write of megabytes holds up the
+    event loop."""
+    if numbers <= answers.LARGE:
+        content = render()
+        return Response(
+            content if isinstance(content, bytes) else b"".join(content),
+            media_type=media_type,
+            headers=headers,
+        )
+    rendered = await store.offload(render)
+    if isinstance(rendered, bytes):
+        whole = memoryview(rendered)
+        parts: list[bytes | memoryview] = [
+            whole[start : start + answers.BLOCK] for start in range(0, len(whole), answers.BLOCK)
+        ]
+    else:
+        parts = list(rendered)
+    length = sum(len(part) for part in parts)
+
+    async def body() -> AsyncIterator[bytes | memoryview]:
+        for part in parts:
+            yield part
+            await asyncio.sleep(0)  # the other requests' turn between blocks
+
+    headers = {**headers, "Content-Length": str(length)}
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
