@@ -71,9 +71,24 @@ def from_rows(
     `where` prefixes the pointers of errors (``/dataset`` for data inline in a job)."""
     width = (len(inputs[0]) if inputs else 0) + (len(targets[0]) if targets else 0)
     _check_bytes(max(len(inputs), len(targets)) * width * 8, max_bytes)
-    return _checked(
-        np.asarray(inputs, dtype=np.float64), np.asarray(targets, dtype=np.float64), "json", where
-    )
+    return _checked(_matrix(inputs), _matrix(targets), "json", where)
+
+
+# Above this many values, rows are converted a block at a time: one np.asarray of millions
+# would hold the interpreter lock, and every other thread with it, for as long (60 ms a million).
+_BLOCK = 65_536
+
+
+def _matrix(rows: Sequence[Sequence[float]]) -> FloatArray:
+    """``np.asarray(rows, dtype=np.float64)`` of rectangular rows, a block of rows at a time."""
+    width = len(rows[0]) if rows else 0
+    if len(rows) * width <= _BLOCK:
+        return np.asarray(rows, dtype=np.float64)
+    matrix = np.empty((len(rows), width), dtype=np.float64)
+    step = max(1, _BLOCK // width)
+    for start in range(0, len(rows), step):
+        matrix[start : start + step] = rows[start : start + step]
+    return matrix
 
 
 def from_arrays(arrays: Mapping[str, np.ndarray], source: Source) -> Dataset:

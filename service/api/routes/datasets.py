@@ -4,19 +4,25 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from service.api import answers, convert
+from service.api.deps import StoreDep
 from service.api.problems import problem_responses
 from service.api.routes.jobs import JobsDep
+from service.api.routes.models import file_response
 from service.api.schemas.common import NAME_PATTERN
 from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic
-from service.jobs.datasets import Dataset, to_npz
+from service.interop import jsontext
+from service.jobs.datasets import Dataset, from_rows, to_npz
 from service.jobs.errors import UnsupportedMediaType
 from service.registry import DatasetRecord
+from service.store import ModelStore
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -73,9 +79,10 @@ def public(record: DatasetRecord) -> DatasetPublic:
 
 
 def _json_body(raw: bytes) -> DatasetCreate:
-    """The JSON body validated as FastAPI validates bodies, with the same error shapes."""
+    """The JSON body validated as FastAPI validates bodies, with the same error shapes (decoded
+    in pieces: a large body is read in a worker thread that lets others run meanwhile)."""
     try:
-        value = json.loads(raw)
+        value = jsontext.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
@@ -94,6 +101,20 @@ def _json_body(raw: bytes) -> DatasetCreate:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
+
+
+def _json_dataset(chunks: list[bytes], max_bytes: int) -> tuple[str, Dataset]:
+    """The name and the rows of a large JSON body, in a worker thread: joined, parsed,
+    validated and converted there, and its millions of numbers freed there too."""
+    body = _json_body(b"".join(chunks))
+    return body.name, from_rows(body.inputs, body.targets, max_bytes)
+
+
+async def _joined(store: ModelStore, chunks: list[bytes]) -> bytes:
+    """The body's chunks as one; a large body joined in a worker thread (a copy of megabytes)."""
+    if sum(len(chunk) for chunk in chunks) <= answers.LARGE_BODY:
+        return b"".join(chunks)
+    return await store.offload(partial(b"".join, chunks))
 
 
 def _required(parameter: str, why: str) -> RequestValidationError:
@@ -120,6 +141,7 @@ def _required(parameter: str, why: str) -> RequestValidationError:
 async def create_dataset(
     request: Request,
     jobs: JobsDep,
+    store: StoreDep,
     response: Response,
     name: Annotated[
         str | None,
@@ -132,10 +154,14 @@ async def create_dataset(
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in SUPPORTED:
         raise UnsupportedMediaType(media, SUPPORTED)
-    raw = await request.body()
+    chunks = [chunk async for chunk in request.stream()]
     dataset: Dataset
-    if media == JSON_TYPE:
-        body = _json_body(raw)
+    if media == JSON_TYPE and sum(len(chunk) for chunk in chunks) > answers.LARGE_BODY:
+        work = partial(_json_dataset, chunks, jobs.max_dataset_bytes)
+        named, dataset = await store.offload(work)
+        name = named
+    elif media == JSON_TYPE:
+        body = _json_body(b"".join(chunks))
         name = body.name
         dataset = await jobs.parse_rows(body.inputs, body.targets)
     elif name is None:
@@ -154,11 +180,11 @@ async def create_dataset(
         if input_columns is None:
             raise _required("input_columns", "for CSV and .npy: how many leading columns")
         if media == CSV_TYPE:
-            dataset = await jobs.parse_csv(raw, input_columns)
+            dataset = await jobs.parse_csv(await _joined(store, chunks), input_columns)
         else:
-            dataset = await jobs.parse_npy(raw, input_columns)
+            dataset = await jobs.parse_npy(await _joined(store, chunks), input_columns)
     else:
-        dataset = await jobs.parse_npz(raw)
+        dataset = await jobs.parse_npz(await _joined(store, chunks))
     record = await jobs.create_dataset(name, dataset)
     response.headers["Location"] = f"/v1/datasets/{record.name}"
     return public(record)
@@ -214,20 +240,26 @@ async def get_dataset(name: DatasetPath, jobs: JobsDep) -> DatasetPublic:
 async def get_dataset_data(
     name: DatasetPath,
     jobs: JobsDep,
+    store: StoreDep,
     format: Annotated[
         Literal["json", "npz"], Query(description="`json` (the default) or `npz`.")
     ] = "json",
-) -> Response | DatasetData:
+) -> Response:
     record, dataset = await jobs.dataset_data(name)
+    numbers = dataset.inputs.size + dataset.targets.size
     if format == "npz":
-        return Response(
-            to_npz(dataset),
-            media_type="application/x-npz",
-            headers={"Content-Disposition": f'attachment; filename="{record.name}.npz"'},
+        attachment = {"Content-Disposition": f'attachment; filename="{record.name}.npz"'}
+        render = partial(to_npz, dataset)
+        return await file_response(store, numbers, render, "application/x-npz", attachment)
+
+    def build() -> DatasetData:
+        return DatasetData.model_construct(
+            name=record.name,
+            inputs=convert.matrix(dataset.inputs),
+            targets=convert.matrix(dataset.targets),
         )
-    return DatasetData.model_construct(
-        name=record.name, inputs=dataset.inputs.tolist(), targets=dataset.targets.tolist()
-    )
+
+    return await answers.json_response(store, numbers, build)
 
 
 @router.delete(
