@@ -32,8 +32,7 @@ BLOCK = 256 << 10  # bytes of a large answer sent at a time
 
 def size(network: Network, rows: int, *, parameters: bool, deltas: bool, trace: bool) -> int:
     """How many numbers an answer about ``network`` and ``rows`` samples holds (about)."""
-    units = sum(layer.units for layer in network.layers)
-    return parameters * network.parameter_count + rows * units * (deltas + 2 * trace)
+    return parameters * network.parameter_count + rows * network.unit_count * (deltas + 2 * trace)
 
 
 async def json_response(

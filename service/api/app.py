@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api import auth, binary, docs, fastlane, metrics, problems
+from service.api import auth, docs, fastlane, metrics, problems
 from service.api.budget import BudgetedStore
 from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
@@ -121,7 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ops = Operations(store, limits)
     app.state.jobs = job_store
     problems.install(app)
-    binary.install(app)
     for module in (models, compute, learn, stateless, health, v2, datasets, jobs):
         app.include_router(module.router)
     fastlane.install(app)  # innermost: every middleware below applies to it

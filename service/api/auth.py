@@ -31,7 +31,7 @@ from typing import Any, Literal, get_args
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.problems import problem
+from service.api.problems import Forbidden, Unauthorized, respond
 from service.settings import Settings
 
 Role = Literal["read", "train", "admin"]
@@ -207,32 +207,16 @@ class ApiKeys:
             else:
                 detail = "the API key is not valid (send Authorization: Bearer <key>)"
                 challenge = f'Bearer realm="{REALM}", error="invalid_token"'
-            response = problem(
-                401,
-                "unauthorized",
-                "Unauthorized",
-                detail,
-                None,
-                scope.get("path"),
-                headers={"WWW-Authenticate": challenge},
-            )
+            response = respond(Unauthorized(detail, challenge), scope.get("path"))
             await response(scope, receive, send)
             return
         needed = required_role(scope["method"], path)
         if RANK[role] < RANK[needed]:
-            response = problem(
-                403,
-                "forbidden",
-                "Forbidden",
+            refused = Forbidden(
                 f"{scope['method']} {path} needs the {needed} role; this key has the {role} role",
-                None,
-                scope.get("path"),
-                headers={
-                    "WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope", '
-                    f'scope="{needed}"'
-                },
+                f'Bearer realm="{REALM}", error="insufficient_scope", scope="{needed}"',
             )
-            await response(scope, receive, send)
+            await respond(refused, scope.get("path"))(scope, receive, send)
             return
         scope.setdefault("state", {})["role"] = role
         await self.app(scope, receive, send)

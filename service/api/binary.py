@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from numpy.typing import NDArray
@@ -23,11 +23,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from service.api.problems import Problem, problem
+from service.api.problems import Problem
 from service.core import LOSSES, FloatArray, Params, ShapeMismatch
 from service.interop import (
-    MalformedContent,
-    MalformedHeader,
     NotAcceptable,
     UnsupportedContent,
     npy,
@@ -52,6 +50,8 @@ def content_route(*media_types: str) -> type[APIRoute]:
     accepted = frozenset(media_types)
 
     class ContentRoute(APIRoute):
+        media_types = accepted
+
         def matches(self, scope: Scope) -> tuple[Match, Scope]:
             match, child = super().matches(scope)
             if match is Match.NONE:
@@ -299,36 +299,3 @@ LEARNING_RATE_PARAMETER = _query(
     {"type": "number", "exclusiveMinimum": 0},
     "With an .npz body only (a JSON body says it in `learning_rate`): the step's learning rate.",
 )
-
-
-def install(app: FastAPI) -> None:
-    """Register the problem responses of the interchange formats' errors."""
-
-    @app.exception_handler(MalformedHeader)
-    async def malformed_header(request: Request, exc: MalformedHeader) -> Response:
-        return problem(
-            400, "malformed-header", "Malformed header", exc.message, None, request.url.path
-        )
-
-    @app.exception_handler(MalformedContent)
-    async def malformed(request: Request, exc: MalformedContent) -> Response:
-        errors = [{"pointer": exc.pointer, "message": exc.message}] if exc.pointer else None
-        return problem(
-            400, "malformed-body", "Malformed request body", exc.message, errors, request.url.path
-        )
-
-    @app.exception_handler(UnsupportedContent)
-    async def unsupported(request: Request, exc: UnsupportedContent) -> Response:
-        errors = [{"pointer": exc.pointer, "message": exc.message}]
-        return problem(
-            422,
-            "unsupported-content",
-            "Unsupported content",
-            exc.message,
-            errors,
-            request.url.path,
-        )
-
-    @app.exception_handler(NotAcceptable)
-    async def not_acceptable(request: Request, exc: NotAcceptable) -> Response:
-        return problem(406, "not-acceptable", "Not acceptable", exc.message, None, request.url.path)

@@ -5,12 +5,14 @@ An endpoint function declares, as any route does, its path, query and header par
 body (so the spec documents them), and takes a :class:`Call` (``CallDep``) for what it needs of
 the app and of the request. It returns the :class:`Response`. Its handler, :meth:`Endpoint.answer`:
 
-1. decodes a JSON body (a decode error is FastAPI's own ``json_invalid``: 400);
+1. parses and validates a JSON body in one pass from its bytes with the body's schema
+   (``model_validate_json``), a large body in a worker thread; a body that is not JSON at all
+   is refused at once (``json_invalid``: 400);
 2. validates the path parameters; with an ``If-Match`` header, checks it against the model
-   before anything else of the request is looked at (404, 412), as a write's precondition;
-3. validates the query and header parameters and the body with FastAPI's own functions and the
-   body's schema, a large body in a worker thread: every error is the ``RequestValidationError``
-   FastAPI would raise, so the problem table answers it as before (422);
+   before anything else of the request counts (404, 412), as a write's precondition;
+3. validates the query and header parameters with FastAPI's own function; every error, the
+   body's too, is the ``RequestValidationError`` FastAPI would raise, located as FastAPI
+   locates it (``body``, ...), so the problem table answers it as before (422);
 4. calls the function.
 
 A body is read and parsed once, whichever way the request came.
@@ -18,15 +20,18 @@ A body is read and parsed once, whichever way the request came.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from fastapi import APIRouter, Depends, Request
+from fastapi import params as fastapi_params
+from fastapi._compat import ModelField
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
 from starlette.types import Scope
@@ -82,6 +87,15 @@ class Endpoint(APIRoute):
             )
         self.call_names = [d.name for d in dependant.dependencies if d.name is not None]
         self.body_name = dependant.body_params[0].name if dependant.body_params else None
+        self.schema: type[BaseModel] | None = None
+        if self.body_field is not None:
+            schema = self.body_field.field_info.annotation
+            if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+                raise TypeError(f"{endpoint.__name__}: an Endpoint's body is a Pydantic model")
+            self.schema = schema
+        self.path_params = Params(dependant.path_params)
+        self.query_params = Params(dependant.query_params)
+        self.header_params = Params(dependant.header_params)
         self.if_match = next(
             (p for p in dependant.header_params if p.alias.lower() == "if-match"), None
         )
@@ -97,83 +111,134 @@ class Endpoint(APIRoute):
         app = scope["app"]
         headers = Headers(scope=scope)
         call = Call(app.state.ops, app.state.settings, headers, body)
-        if self.body_field is not None and len(body) > LARGE_BODY:
-            value = await call.ops.store.offload(lambda: self._decode(headers, body))
-        else:
-            value = self._decode(headers, body)
-        dependant = self.dependant
-        values, errors = request_params_to_args(dependant.path_params, scope["path_params"])
-        if self.if_match is not None and not errors:
-            call.expected_version = await self._precondition(call, values["name"])
-        for params, given in (
-            (dependant.query_params, QueryParams(scope.get("query_string", b""))),
-            (dependant.header_params, headers),
-        ):
-            if params:
-                found, wrong = request_params_to_args(params, given)
-                values.update(found)
-                errors += wrong
-        if self.body_field is not None and self.body_name is not None:
+        parsed: Any = None
+        errors: list[Any] = []
+        if self.body_field is not None:
             if len(body) > LARGE_BODY:
-                parsed, wrong = await call.ops.store.offload(lambda: self._validate(value))
+                parsed, errors = await call.ops.store.offload(lambda: self._parse(headers, body))
             else:
-                parsed, wrong = self._validate(value)
-            values[self.body_name] = parsed
+                parsed, errors = self._parse(headers, body)
+        values, wrong = self.path_params(scope["path_params"])
+        if self.if_match is not None and not wrong:
+            call.expected_version = await self._precondition(call, values["name"])
+        errors = wrong + errors
+        query = scope.get("query_string", b"")
+        for params, given in (
+            (self.query_params, QueryParams(query) if query else {}),
+            (self.header_params, headers),
+        ):
+            found, wrong = params(given)
+            values.update(found)
             errors += wrong
         if errors:
             raise RequestValidationError(errors)
+        if self.body_name is not None:
+            values[self.body_name] = parsed
         for name in self.call_names:
             values[name] = call
         response: Response = await self.endpoint(**values)
         return response
 
-    def _decode(self, headers: Headers, body: bytes) -> Any:
-        """The body as FastAPI reads it: JSON for a JSON media type, else the bytes."""
-        if not body or self.body_field is None:
-            return None
+    def _parse(self, headers: Headers, body: bytes) -> tuple[Any, list[Any]]:
+        """The body validated by its schema, and the errors that it does not, located as
+        FastAPI locates them (``body``, ...). A JSON body is parsed and validated in one pass
+        from its bytes; a body that is not JSON at all raises at once (400)."""
+        assert self.body_field is not None and self.schema is not None
+        if not body:
+            return None, [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
         if not _is_json(headers.get("content-type")):
-            return body
+            # Bytes of another media type: what FastAPI does, the schema refuses them.
+            parsed, refused = self.body_field.validate(body, {}, loc=("body",))
+            return parsed, list(refused)
         try:
-            return json.loads(body)
-        except UnicodeDecodeError as exc:
+            return self.schema.model_validate_json(body), []
+        except ValidationError as exc:
+            errors: list[Any] = list(exc.errors(include_url=False))
+        syntax = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if syntax is not None:
+            reason = str(syntax.get("ctx", {}).get("error", "")) or JSON_DECODE_ERROR
             raise RequestValidationError(
                 [
                     {
                         "type": "json_invalid",
-                        "loc": ("body", exc.start),
+                        "loc": ("body", _offset(body, reason)),
                         "msg": JSON_DECODE_ERROR,
                         "input": {},
-                        "ctx": {"error": f"not UTF-8 ({exc.reason})"},
+                        "ctx": {"error": reason},
                     }
                 ]
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body", exc.pos),
-                        "msg": JSON_DECODE_ERROR,
-                        "input": {},
-                        "ctx": {"error": exc.msg},
-                    }
-                ],
-                body=exc.doc,
-            ) from exc
-
-    def _validate(self, value: Any) -> tuple[Any, list[Any]]:
-        """The body validated by its schema, with FastAPI's error locations (``body``, ...)."""
-        assert self.body_field is not None
-        if value is None:
-            return None, [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
-        parsed, errors = self.body_field.validate(value, {}, loc=("body",))
-        return parsed, list(errors)
+            )
+        return None, [{**e, "loc": ("body", *e["loc"])} for e in errors]
 
     async def _precondition(self, call: Call, name: str) -> int | None:
         """``If-Match`` checked against the model (404, 412) before the rest of the request."""
         assert self.if_match is not None
         expected = await if_match(call.headers.get(self.if_match.alias))
         return await checked_if_match(name, call.ops.store, expected)
+
+
+class Params:
+    """Validation of one kind of parameters (path, query or header) as FastAPI validates them,
+    with what FastAPI works out per request worked out once: a field's alias and whether it is
+    required. Fields of sequence types (repeated query parameters) take FastAPI's own way."""
+
+    def __init__(self, fields: list[ModelField]) -> None:
+        self.fields = fields
+        self.plain = [
+            (f, (_where(f), f.alias)) for f in fields if not _sequence(f.field_info.annotation)
+        ]
+        if len(self.plain) < len(fields):
+            self.plain = []
+        # Without any given: every field's default, when none is required nor validated.
+        self.defaults: dict[str, Any] | None = None
+        if self.plain and not any(
+            f.field_info.is_required() or f.field_info.validate_default for f in fields
+        ):
+            self.defaults = {f.name: f.get_default() for f in fields}
+
+    def __call__(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        if not self.fields:
+            return {}, []
+        if not given and self.defaults is not None:
+            return dict(self.defaults), []
+        if not self.plain:
+            return request_params_to_args(self.fields, given)
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for field, loc in self.plain:
+            value = given.get(loc[1])
+            if value is None:
+                if field.field_info.is_required():
+                    errors.append({"type": "missing", "loc": loc, "msg": "Field required"})
+                    continue
+                if not field.field_info.validate_default:
+                    values[field.name] = field.get_default()
+                    continue
+                value = field.get_default()
+            found, wrong = field.validate(value, values, loc=loc)
+            if wrong:
+                errors.extend(wrong)
+            else:
+                values[field.name] = found
+        return values, errors
+
+
+def _where(field: ModelField) -> str:
+    """Where a parameter is: path, query or header."""
+    info = field.field_info
+    assert isinstance(info, fastapi_params.Param)
+    return str(info.in_.value)
+
+
+SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _sequence(annotation: Any) -> bool:
+    """Whether a parameter's type is a sequence (FastAPI reads it from repeated values)."""
+    kinds = (annotation, *get_args(annotation))
+    return any(
+        get_origin(k) in (list, tuple, set, frozenset) or k in (list, tuple, set) for k in kinds
+    )
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,6 +254,16 @@ def post(router: APIRouter, path: str, **options: Any) -> Callable[[F], F]:
         return function
 
     return register
+
+
+def _offset(body: bytes, reason: str) -> int:
+    """The character offset of the ``line L column C`` a JSON error message names (0 if none)."""
+    match = re.search(r"line (\d+) column (\d+)", reason)
+    if match is None:
+        return 0
+    line, column = int(match[1]), int(match[2])
+    lines = body.decode("utf-8", "replace").split("\n")
+    return sum(len(text) + 1 for text in lines[: line - 1]) + max(column - 1, 0)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api import binary
 from service.api.endpoint import Endpoint
 
 LOG = logging.getLogger("service.api.fastlane")
@@ -96,7 +97,7 @@ class FastLane:
             match = lane.endpoint.path_regex.match(path)
             if match is None:
                 continue
-            if any(r.matches(scope)[0] is Match.FULL for r in lane.before):
+            if lane.before and any(_takes(r, scope) for r in lane.before):
                 return None
             return lane.endpoint, match.groupdict()
         return None
@@ -113,6 +114,18 @@ class FastLane:
                 return response
         LOG.error("unexpected error in %s", scope.get("path"), exc_info=exc)
         return Response("Internal Server Error", status_code=500, media_type="text/plain")
+
+
+def _takes(route: BaseRoute, scope: Scope) -> bool:
+    """Whether ``route``, declared before an Endpoint on its path, takes the request: a route
+    chosen by Content-Type is asked by its media types alone (its path is the Endpoint's)."""
+    media_types = getattr(route, "media_types", None)
+    if media_types is None:
+        return route.matches(scope)[0] is Match.FULL
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return binary.media_type(value.decode("latin-1")) in media_types
+    return False
 
 
 def install(app: FastAPI) -> None:

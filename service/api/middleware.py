@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.problems import BodyTooLarge, problem
+from service.api.problems import BodyTooLarge, respond
 
 
 class BodyLimit:
@@ -25,16 +25,7 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared > self.limit:
-                    response = problem(
-                        413,
-                        "body-too-large",
-                        "Request body too large",
-                        f"the request body of {declared} bytes exceeds the limit of "
-                        f"{self.limit} bytes (BACKPROP_MAX_BODY_BYTES)",
-                        None,
-                        scope.get("path"),
-                        headers={"Connection": "close"},
-                    )
+                    response = respond(BodyTooLarge(self.limit, declared), scope.get("path"))
                     await response(scope, receive, send)
                     return
         received = 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from service.core import CoreError, NumericOverflow
+from service.interop import MalformedContent, MalformedHeader, NotAcceptable, UnsupportedContent
 from service.jobs.errors import DatasetTooLarge, InvalidDataset, UnsupportedMediaType
 from service.operations import ComputeBudgetExceeded, WorkTooLarge
 from service.registry import (
@@ -60,14 +62,28 @@ class Problem(BaseModel):
 
 
 class BodyTooLarge(HTTPException):
-    """The request body exceeds the configured limit.
+    """The request body exceeds the configured limit (``declared``: as its Content-Length says,
+    before any of it is read).
 
     An ``HTTPException`` because FastAPI re-raises those from body reading unchanged, where any
     other exception would become a 400."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, declared: int | None = None) -> None:
         super().__init__(413, f"the request body exceeds {limit} bytes")
         self.limit = limit
+        self.declared = declared
+
+
+class Unauthorized(Exception):
+    """No valid API key (401); ``challenge`` is the ``WWW-Authenticate`` to send."""
+
+    def __init__(self, detail: str, challenge: str) -> None:
+        super().__init__(detail)
+        self.challenge = challenge
+
+
+class Forbidden(Unauthorized):
+    """A valid key without the role an operation needs (403)."""
 
 
 class MalformedHeaderValue(Exception):
@@ -150,15 +166,207 @@ async def _stale_if_match(request: Request) -> VersionConflict | None:
     return VersionConflict(name, int(header), current) if current != int(header) else None
 
 
+@dataclass(frozen=True)
+class Kind:
+    """How one class of exception is answered: its status, the slug of its ``type``, its title,
+    and what of the exception goes into the problem (by default its message as the detail)."""
+
+    status: int
+    slug: str
+    title: str
+    detail: Callable[[Any], str] = str
+    errors: Callable[[Any], list[dict[str, str]] | None] = lambda exc: None
+    headers: Callable[[Any], dict[str, str] | None] = lambda exc: None
+    extra: Callable[[Any], dict[str, Any] | None] = lambda exc: None
+    log: Callable[[Any], None] | None = None
+
+
+def _message(exc: Any) -> str:
+    return str(exc.message)
+
+
+def _pointed(exc: Any) -> list[dict[str, str]]:
+    """The one invalid value an error with ``pointer`` and ``message`` names."""
+    return [{"pointer": exc.pointer, "message": exc.message}]
+
+
+def _job(exc: Any) -> dict[str, Any]:
+    return {"job": exc.job}
+
+
+def _http_title(status: int) -> str:
+    return {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}.get(
+        status, "HTTP error"
+    )
+
+
+def _http_detail(exc: HTTPException) -> str:
+    return str(exc.detail)
+
+
+# Every exception a request can meet, and its problem: the one place where exceptions become
+# HTTP answers, whichever layer raised them (routes, the fast lane, codecs, auth, middleware).
+# A class not listed gets the entry of its nearest listed base class.
+PROBLEMS: dict[type[Exception], Kind] = {
+    NumericOverflow: Kind(422, "numeric-overflow", "Numeric overflow", _message, _pointed),
+    CoreError: Kind(422, "invalid-input", "Invalid input", _message, _pointed),
+    InvalidDataset: Kind(422, "invalid-input", "Invalid input", _message, _pointed),
+    ModelNotFound: Kind(404, "model-not-found", "Model not found"),
+    VersionNotFound: Kind(404, "version-not-found", "Version not found"),
+    DatasetNotFound: Kind(404, "dataset-not-found", "Dataset not found"),
+    JobNotFound: Kind(404, "job-not-found", "Job not found"),
+    ModelExists: Kind(409, "name-taken", "Name taken"),
+    DatasetExists: Kind(409, "name-taken", "Name taken"),
+    DatasetInUse: Kind(409, "dataset-in-use", "Dataset in use", extra=_job),
+    ModelBusy: Kind(
+        409,
+        "model-busy",
+        "Model busy",
+        headers=lambda e: {"Link": f'</v1/jobs/{e.job}>; rel="related"'},
+        extra=_job,
+    ),
+    ModelChanged: Kind(409, "model-changed", "Model changed", extra=_job),
+    JobStateConflict: Kind(
+        409,
+        "job-state-conflict",
+        "Job state conflict",
+        extra=lambda e: {"job": e.job, "state": e.state},
+    ),
+    VersionConflict: Kind(
+        412,
+        "precondition-failed",
+        "Precondition failed",
+        lambda e: (
+            f"If-Match expected version {e.expected} of model '{e.name}', but its "
+            f"current version is {e.actual}"
+        ),
+        headers=lambda e: {"ETag": f'"{e.actual}"'},
+    ),
+    MalformedHeaderValue: Kind(400, "malformed-header", "Malformed header"),
+    MalformedHeader: Kind(400, "malformed-header", "Malformed header", _message),
+    MalformedContent: Kind(
+        400,
+        "malformed-body",
+        "Malformed request body",
+        _message,
+        lambda e: _pointed(e) if e.pointer else None,
+    ),
+    UnsupportedContent: Kind(422, "unsupported-content", "Unsupported content", _message, _pointed),
+    NotAcceptable: Kind(406, "not-acceptable", "Not acceptable", _message),
+    UnsupportedMediaType: Kind(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        headers=lambda e: {"Accept-Post": ", ".join(e.supported)},
+    ),
+    ComputeBudgetExceeded: Kind(422, "compute-budget-exceeded", "Compute budget exceeded"),
+    WorkTooLarge: Kind(
+        413,
+        "work-too-large",
+        "Work too large",
+        extra=lambda e: {"estimate": e.estimate, "limit": e.limit},
+    ),
+    DatasetTooLarge: Kind(413, "dataset-too-large", "Dataset too large"),
+    BodyTooLarge: Kind(
+        413,
+        "body-too-large",
+        "Request body too large",
+        lambda e: (
+            (
+                f"the request body of {e.declared} bytes exceeds the limit of {e.limit} bytes "
+                if e.declared is not None
+                else f"the request body exceeds the limit of {e.limit} bytes "
+            )
+            + "(BACKPROP_MAX_BODY_BYTES)"
+        ),
+        # Refused by its Content-Length, the body is never read: the connection cannot go on.
+        headers=lambda e: {"Connection": "close"} if e.declared is not None else None,
+    ),
+    Forbidden: Kind(
+        403, "forbidden", "Forbidden", headers=lambda e: {"WWW-Authenticate": e.challenge}
+    ),
+    Unauthorized: Kind(
+        401, "unauthorized", "Unauthorized", headers=lambda e: {"WWW-Authenticate": e.challenge}
+    ),
+    RegistryUnavailable: Kind(
+        503,
+        "registry-unavailable",
+        "Registry unavailable",
+        lambda e: "the model registry cannot be reached; try again shortly",
+        headers=lambda e: {"Retry-After": "1"},
+        log=lambda e: log.warning("registry unavailable: %s", e),
+    ),
+    RegistryError: Kind(
+        503,
+        "registry-error",
+        "Registry error",
+        log=lambda e: log.error("registry error: %s", e),
+    ),
+}
+
+
+def kind_of(exc: Exception) -> Kind | None:
+    """The table's entry for ``exc``: that of its class or of its nearest listed base."""
+    for cls in type(exc).__mro__:
+        found = PROBLEMS.get(cls)
+        if found is not None:
+            return found
+    return None
+
+
+def respond(exc: Exception, instance: str | None) -> Response:
+    """The problem response for ``exc`` (a 500 for one the table does not know)."""
+    if isinstance(exc, HTTPException) and not isinstance(exc, BodyTooLarge):
+        title = _http_title(exc.status_code)
+        detail = _http_detail(exc)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no resource at {instance}"
+        slug = title.lower().replace(" ", "-")
+        return problem(
+            exc.status_code, slug, title, detail, None, instance, dict(exc.headers or {})
+        )
+    kind = kind_of(exc)
+    if kind is None:
+        log.error("unhandled error on %s", instance, exc_info=exc)
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "the server failed to handle this request; it has been logged",
+            None,
+            instance,
+        )
+    if kind.log is not None:
+        kind.log(exc)
+    return problem(
+        kind.status,
+        kind.slug,
+        kind.title,
+        kind.detail(exc),
+        kind.errors(exc),
+        instance,
+        headers=kind.headers(exc),
+        extra=kind.extra(exc),
+    )
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every exception into a problem response."""
+    """Register the one handler of every exception: the table's problem, or for a request
+    that does not validate the problem that says which values are wrong and where."""
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        return respond(exc, request.url.path)
+
+    for cls in PROBLEMS:
+        app.add_exception_handler(cls, answer)
+    app.add_exception_handler(HTTPException, answer)
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:
         invalid_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
         if invalid_json and (stale := await _stale_if_match(request)) is not None:
             # FastAPI parses JSON before dependencies run; If-Match still comes first.
-            return await conflict(request, stale)
+            return respond(stale, request.url.path)
         if invalid_json:
             reason = invalid_json[0].get("ctx", {}).get("error", "")
             position = invalid_json[0].get("loc", ("body", 0))[-1]
@@ -169,223 +377,10 @@ def install(app: FastAPI) -> None:
             )
         errors = _validation_errors(exc)
         return problem(
-            422,
-            "invalid-input",
-            "Invalid input",
-            _summary(errors),
-            errors,
-            request.url.path,
+            422, "invalid-input", "Invalid input", _summary(errors), errors, request.url.path
         )
 
-    @app.exception_handler(CoreError)
-    async def core_error(request: Request, exc: CoreError) -> Response:
-        if isinstance(exc, NumericOverflow):
-            slug, title = "numeric-overflow", "Numeric overflow"
-        else:
-            slug, title = "invalid-input", "Invalid input"
-        errors = [{"pointer": exc.pointer, "message": exc.message}]
-        return problem(422, slug, title, exc.message, errors, request.url.path)
-
-    @app.exception_handler(ModelNotFound)
-    async def not_found(request: Request, exc: ModelNotFound) -> Response:
-        return problem(404, "model-not-found", "Model not found", str(exc), None, request.url.path)
-
-    @app.exception_handler(VersionNotFound)
-    async def version_not_found(request: Request, exc: VersionNotFound) -> Response:
-        return problem(
-            404, "version-not-found", "Version not found", str(exc), None, request.url.path
-        )
-
-    @app.exception_handler(ModelExists)
-    async def exists(request: Request, exc: ModelExists) -> Response:
-        return problem(409, "name-taken", "Name taken", str(exc), None, request.url.path)
-
-    @app.exception_handler(VersionConflict)
-    async def conflict(request: Request, exc: VersionConflict) -> Response:
-        return problem(
-            412,
-            "precondition-failed",
-            "Precondition failed",
-            f"If-Match expected version {exc.expected} of model '{exc.name}', but its current "
-            f"version is {exc.actual}",
-            None,
-            request.url.path,
-            headers={"ETag": f'"{exc.actual}"'},
-        )
-
-    @app.exception_handler(MalformedHeaderValue)
-    async def bad_precondition(request: Request, exc: MalformedHeaderValue) -> Response:
-        return problem(
-            400, "malformed-header", "Malformed header", str(exc), None, request.url.path
-        )
-
-    @app.exception_handler(RegistryUnavailable)
-    async def unavailable(request: Request, exc: RegistryUnavailable) -> Response:
-        log.warning("registry unavailable: %s", exc)
-        return problem(
-            503,
-            "registry-unavailable",
-            "Registry unavailable",
-            "the model registry cannot be reached; try again shortly",
-            None,
-            request.url.path,
-            headers={"Retry-After": "1"},
-        )
-
-    @app.exception_handler(RegistryError)
-    async def registry_error(request: Request, exc: RegistryError) -> Response:
-        log.error("registry error: %s", exc)
-        return problem(503, "registry-error", "Registry error", str(exc), None, request.url.path)
-
-    install_jobs(app)
-
-    @app.exception_handler(ComputeBudgetExceeded)
-    async def over_budget(request: Request, exc: ComputeBudgetExceeded) -> Response:
-        return problem(
-            422,
-            "compute-budget-exceeded",
-            "Compute budget exceeded",
-            str(exc),
-            None,
-            request.url.path,
-        )
-
-    @app.exception_handler(WorkTooLarge)
-    async def work_too_large(request: Request, exc: WorkTooLarge) -> Response:
-        return problem(
-            413,
-            "work-too-large",
-            "Work too large",
-            str(exc),
-            None,
-            request.url.path,
-            extra={"estimate": exc.estimate, "limit": exc.limit},
-        )
-
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
-        return problem(
-            413,
-            "body-too-large",
-            "Request body too large",
-            f"the request body exceeds the limit of {exc.limit} bytes (BACKPROP_MAX_BODY_BYTES)",
-            None,
-            request.url.path,
-        )
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
-        title = titles.get(exc.status_code, "HTTP error")
-        detail = str(exc.detail)
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no resource at {request.url.path}"
-        slug = title.lower().replace(" ", "-")
-        return problem(
-            exc.status_code, slug, title, detail, None, request.url.path, dict(exc.headers or {})
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            500,
-            "internal-error",
-            "Internal error",
-            "the server failed to handle this request; it has been logged",
-            None,
-            request.url.path,
-        )
-
-
-def install_jobs(app: FastAPI) -> None:
-    """The handlers of the errors of datasets and training jobs."""
-
-    @app.exception_handler(InvalidDataset)
-    async def invalid_dataset(request: Request, exc: InvalidDataset) -> Response:
-        errors = [{"pointer": exc.pointer, "message": exc.message}]
-        return problem(422, "invalid-input", "Invalid input", exc.message, errors, request.url.path)
-
-    @app.exception_handler(DatasetTooLarge)
-    async def dataset_too_large(request: Request, exc: DatasetTooLarge) -> Response:
-        return problem(
-            413, "dataset-too-large", "Dataset too large", str(exc), None, request.url.path
-        )
-
-    @app.exception_handler(UnsupportedMediaType)
-    async def unsupported_media_type(request: Request, exc: UnsupportedMediaType) -> Response:
-        return problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            str(exc),
-            None,
-            request.url.path,
-            headers={"Accept-Post": ", ".join(exc.supported)},
-        )
-
-    @app.exception_handler(DatasetNotFound)
-    async def dataset_not_found(request: Request, exc: DatasetNotFound) -> Response:
-        return problem(
-            404, "dataset-not-found", "Dataset not found", str(exc), None, request.url.path
-        )
-
-    @app.exception_handler(DatasetExists)
-    async def dataset_exists(request: Request, exc: DatasetExists) -> Response:
-        return problem(409, "name-taken", "Name taken", str(exc), None, request.url.path)
-
-    @app.exception_handler(DatasetInUse)
-    async def dataset_in_use(request: Request, exc: DatasetInUse) -> Response:
-        return problem(
-            409,
-            "dataset-in-use",
-            "Dataset in use",
-            str(exc),
-            None,
-            request.url.path,
-            extra={"job": exc.job},
-        )
-
-    @app.exception_handler(JobNotFound)
-    async def job_not_found(request: Request, exc: JobNotFound) -> Response:
-        return problem(404, "job-not-found", "Job not found", str(exc), None, request.url.path)
-
-    @app.exception_handler(ModelBusy)
-    async def model_busy(request: Request, exc: ModelBusy) -> Response:
-        return problem(
-            409,
-            "model-busy",
-            "Model busy",
-            str(exc),
-            None,
-            request.url.path,
-            headers={"Link": f'</v1/jobs/{exc.job}>; rel="related"'},
-            extra={"job": exc.job},
-        )
-
-    @app.exception_handler(ModelChanged)
-    async def model_changed(request: Request, exc: ModelChanged) -> Response:
-        return problem(
-            409,
-            "model-changed",
-            "Model changed",
-            str(exc),
-            None,
-            request.url.path,
-            extra={"job": exc.job},
-        )
-
-    @app.exception_handler(JobStateConflict)
-    async def job_state(request: Request, exc: JobStateConflict) -> Response:
-        return problem(
-            409,
-            "job-state-conflict",
-            "Job state conflict",
-            str(exc),
-            None,
-            request.url.path,
-            extra={"job": exc.job, "state": exc.state},
-        )
+    app.add_exception_handler(Exception, answer)  # the table knows none: a logged 500
 
 
 DESCRIPTIONS = {
@@ -411,9 +406,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 __all__ = [
     "PROBLEM_JSON",
     "BodyTooLarge",
+    "Forbidden",
     "MalformedHeaderValue",
     "Problem",
+    "Unauthorized",
     "install",
     "problem",
     "problem_responses",
+    "respond",
 ]

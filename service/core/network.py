@@ -76,6 +76,16 @@ class Network:
         return sum(n_in * n_out + n_out for n_in, n_out in self.shapes)
 
     @cached_property
+    def unit_count(self) -> int:
+        """Units in all layers (the inputs not counted)."""
+        return sum(layer.units for layer in self.layers)
+
+    @cached_property
+    def widest(self) -> int:
+        """The most units of a layer, the inputs counted as one."""
+        return max(self.inputs, *(layer.units for layer in self.layers))
+
+    @cached_property
     def np_dtype(self) -> np.dtype[np.floating]:
         return np.dtype(self.dtype)
 

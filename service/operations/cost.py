@@ -117,8 +117,7 @@ def estimate(network: Network, work: Work, limits: Limits) -> Cost:
     """The cost of ``work`` on ``network`` under ``limits`` (their block size)."""
     s = network.np_dtype.itemsize
     rows = max(work.rows, 1)
-    units = sum(layer.units for layer in network.layers)
-    widest = max(network.inputs, *(layer.units for layer in network.layers))
+    units, widest = network.unit_count, network.widest
     P = network.parameter_count
     if work.kind == "forward":
         per_row = s * (network.inputs + 2 * units + 4 * widest)
@@ -151,7 +150,7 @@ def estimate(network: Network, work: Work, limits: Limits) -> Cost:
 
 def answer_numbers(network: Network, work: Work) -> int:
     """How many numbers the answer to ``work`` holds."""
-    units = sum(layer.units for layer in network.layers)
+    units = network.unit_count
     per_row = units * (work.deltas + 2 * work.trace) * (1 + work.named)
     per_row += network.outputs * work.outputs
     return work.parameters * network.parameter_count * (1 + work.slots) + work.rows * per_row
