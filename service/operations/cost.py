@@ -50,7 +50,8 @@ class Limits:
     max_answer: int
 
 
-@dataclass(frozen=True)
+# Plain slotted dataclasses: a frozen one pays object.__setattr__ per field, on every request.
+@dataclass(slots=True)
 class Work:
     """What one request asks of a network: ``rows`` of a ``kind`` of computation, and what its
     answer holds (the trace, the deltas, the parameters or gradients, how many optimizer
@@ -74,7 +75,7 @@ class Work:
         return not (self.trace or self.deltas)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Cost:
     """The estimates of one computation, and the rows per block it runs in."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,11 +142,15 @@ MATTERS = (
 )
 
 
-# Derandomized: the same examples on every run (the README's test command is deterministic).
+# Derandomized: the same examples on every run (the README's test command is deterministic);
+# BACKPROP_EXPLORE=N draws N new random examples instead.
+EXPLORE = int(os.environ.get("BACKPROP_EXPLORE", "0"))
+
+
 @settings(
-    max_examples=150,
+    max_examples=EXPLORE or 150,
     deadline=None,
-    derandomize=True,
+    derandomize=not EXPLORE,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
