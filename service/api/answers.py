@@ -20,7 +20,6 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from service.core import Network
 from service.store import ModelStore
 
 LARGE = 20_000  # numbers in an answer above which it is serialised off the event loop
@@ -28,11 +27,6 @@ LARGE_BODY = 1 << 20  # bytes of a binary body above which it is decoded off the
 T = TypeVar("T")
 _PIECE = 4096  # names of the named notation written at a time
 BLOCK = 256 << 10  # bytes of a large answer sent at a time
-
-
-def size(network: Network, rows: int, *, parameters: bool, deltas: bool, trace: bool) -> int:
-    """How many numbers an answer about ``network`` and ``rows`` samples holds (about)."""
-    return parameters * network.parameter_count + rows * network.unit_count * (deltas + 2 * trace)
 
 
 async def json_response(

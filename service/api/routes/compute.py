@@ -31,7 +31,8 @@ from service.api.schemas.compute import (
     TrainStepRequest,
     TrainStepResponse,
 )
-from service.operations import Operations, rows_of
+from service.operations import Operations, Work, rows_of
+from service.operations.cost import answer_numbers
 from service.settings import Settings
 from service.store import LoadedModel
 
@@ -95,9 +96,10 @@ async def forward_answer(
     if as_npy:
         outputs = await ops.outputs(network, params, X, binary=True)
         return binary.npy_response(outputs, headers)
-    rows = rows_of(X)
-    numbers = answers.size(network, rows, parameters=False, deltas=False, trace=trace)
-    numbers += rows * network.outputs
+    named = notation == "named"
+    numbers = answer_numbers(
+        network, Work("forward", rows_of(X), outputs=True, trace=trace, named=named)
+    )
     if not trace:
         outputs = await ops.outputs(network, params, X)
 
@@ -159,8 +161,8 @@ async def gradient_answer(
         named=notation == "named",
         binary=as_npz,
     )
-    rows = rows_of(X)
-    numbers = answers.size(network, rows, parameters=True, deltas=deltas, trace=trace)
+    work = Work("gradient", rows_of(X), parameters=True, deltas=deltas, trace=trace)
+    numbers = answer_numbers(network, work)
     if as_npz:
         return await answers.binary_response(
             store,

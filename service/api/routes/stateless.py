@@ -20,7 +20,8 @@ from service.api.schemas.compute import (
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
-from service.operations import rows_of
+from service.operations import Work, rows_of
+from service.operations.cost import answer_numbers
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
@@ -45,8 +46,8 @@ async def forward_stateless(
     ops, X = call.ops, body.inputs
     if as_npy:
         return binary.npy_response(await ops.outputs(net, params, X, binary=True))
-    numbers = answers.size(net, rows_of(X), parameters=False, deltas=False, trace=body.trace)
-    numbers += rows_of(X) * net.outputs
+    work = Work("forward", rows_of(X), outputs=True, trace=body.trace, named=notation == "named")
+    numbers = answer_numbers(net, work)
     if not body.trace:
         outputs = await ops.outputs(net, params, X)
 
@@ -98,9 +99,10 @@ async def gradient_stateless(
             trace=convert.trace_out(net, result.trace, notation) if body.trace else None,
         )
 
-    rows = len(body.inputs)
-    numbers = answers.size(net, rows, parameters=True, deltas=body.deltas, trace=body.trace)
-    return await answers.json_response(ops.store, numbers, build)
+    work = Work(
+        "gradient", rows_of(body.inputs), parameters=True, deltas=body.deltas, trace=body.trace
+    )
+    return await answers.json_response(ops.store, answer_numbers(net, work), build)
 
 
 @endpoint.post(
