@@ -56,9 +56,6 @@ class Call:
     body: bytes
     expected_version: int | None = None
 
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
 
 async def _given_by_the_endpoint() -> Call:
     raise RuntimeError("a Call is given to Endpoint routes by their handler, never solved")
