@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from service.core.errors import NonFiniteValue, ShapeMismatch
 from service.core.network import Network
+from service.core.words import counted
 
 FloatArray = NDArray[np.floating]
 
@@ -38,7 +39,8 @@ def check_parameters(network: Network, layers: Sequence[tuple[ArrayLike, ArrayLi
     """
     if len(layers) != len(network.layers):
         raise ShapeMismatch(
-            f"the network has {len(network.layers)} layers but {len(layers)} were given",
+            f"the network has {counted(len(network.layers), 'layer')} but the parameters "
+            f"have {len(layers)}",
             "/layers",
         )
     dtype = network.np_dtype
@@ -60,7 +62,8 @@ def check_targets(network: Network, T: ArrayLike, rows: int) -> FloatArray:
     T_arr = check_rows(T, network.outputs, network.np_dtype, "targets")
     if T_arr.shape[0] != rows:
         raise ShapeMismatch(
-            f"targets has {T_arr.shape[0]} rows but inputs has {rows}; give one target row "
+            f"targets has {counted(T_arr.shape[0], 'row')} but inputs has "
+            f"{counted(rows, 'row')}; give one target row "
             "per input row",
             "/targets",
         )
@@ -80,9 +83,9 @@ def check_rows(X: ArrayLike, width: int, dtype: np.dtype[np.floating], name: str
                 isinstance(row, np.ndarray) and row.ndim == 1
             )
             if not is_row or len(row) != width:
-                n = len(row) if is_row else "a scalar"
+                n = counted(len(row), "value") if is_row else "a scalar"
                 raise ShapeMismatch(
-                    f"{name} rows must have {width} values each (the network's "
+                    f"{name} rows must have {counted(width, 'value')} each (the network's "
                     f"{'inputs' if name == 'inputs' else 'outputs'}); {name}[{r}] has {n}",
                     f"{where}/{r}",
                 )
@@ -95,7 +98,8 @@ def check_rows(X: ArrayLike, width: int, dtype: np.dtype[np.floating], name: str
         )
     if arr.shape[1] != width:
         raise ShapeMismatch(
-            f"{name} rows must have {width} values each, got {arr.shape[1]}", f"{where}/0"
+            f"{name} rows must have {counted(width, 'value')} each, got {arr.shape[1]}",
+            f"{where}/0",
         )
     _check_finite(arr, name, where)
     return arr

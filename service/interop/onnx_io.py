@@ -27,6 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from service import __version__
 from service.core import Layer, Network, Params
+from service.core.words import counted
 from service.interop.errors import MalformedContent, UnsupportedContent
 
 OPSET = 17
@@ -268,7 +269,8 @@ def _layers(
     for i, (a, b) in enumerate(itertools.pairwise(layers)):
         if a.W.shape[1] != b.W.shape[0]:
             raise UnsupportedContent(
-                f"layer {i + 1} takes {b.W.shape[0]} inputs but layer {i} has {a.W.shape[1]} units"
+                f"layer {i + 1} takes {counted(b.W.shape[0], 'input')} but layer {i} has "
+                f"{counted(a.W.shape[1], 'unit')}"
             )
     return layers
 
@@ -315,7 +317,7 @@ def _bias(value: Array, units: int, dtype: np.dtype[Any], where: str) -> Array:
     value = _typed(value, dtype, where)
     if value.size not in (1, units) or value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
         raise UnsupportedContent(
-            f"{where}: the bias of shape {list(value.shape)} does not fit {units} units"
+            f"{where}: the bias of shape {list(value.shape)} does not fit {counted(units, 'unit')}"
         )
     return np.ascontiguousarray(np.broadcast_to(value.reshape(-1), (units,)))
 

@@ -252,16 +252,19 @@ X2 = [[0.1, 0.2], [0.3, 0.4]]
 @pytest.mark.parametrize(
     ("network", "T", "error", "pointer", "words"),
     [
-        pytest.param(SEED, [[0.5]], ShapeMismatch, "/targets", ("1 rows", "2"), id="too few rows"),
+        pytest.param(
+            SEED, [[0.5]], ShapeMismatch, "/targets", ("has 1 row but", "has 2 rows"),
+            id="too few rows",
+        ),
         pytest.param(
             SEED, [[0.5]] * 3, ShapeMismatch, "/targets", ("3 rows", "2"), id="too many rows"
         ),
         pytest.param(
-            SEED, [[0.5, 0.5], [0.5, 0.5]], ShapeMismatch, "/targets/0", ("1 values",),
+            SEED, [[0.5, 0.5], [0.5, 0.5]], ShapeMismatch, "/targets/0", ("1 value each",),
             id="rows too wide",
         ),
         pytest.param(
-            SEED, np.zeros((2, 2)), ShapeMismatch, "/targets/0", ("1 values",),
+            SEED, np.zeros((2, 2)), ShapeMismatch, "/targets/0", ("1 value each",),
             id="array too wide",
         ),
         pytest.param(
