@@ -72,7 +72,7 @@ def from_npz(data: bytes, max_bytes: int) -> tuple[JSON, list[tuple[NDArray[Any]
     if "model" not in arrays:
         raise UnsupportedContent("the archive lacks the string array 'model'", "/model")
     try:
-        body = json.loads(npy.text(arrays.pop("model"), "the array 'model'", "/model"))
+        body = jsontext.loads(npy.text(arrays.pop("model"), "the array 'model'", "/model"))
     except json.JSONDecodeError as exc:
         raise MalformedContent(f"the array 'model' is not JSON ({exc})", "/model") from exc
     if not isinstance(body, dict):

@@ -9,12 +9,20 @@ library's own pure-Python parser, which the C one mirrors) and hands the C scann
 rest: numbers, strings, arrays of numbers that close within ``PIECE`` characters (a row, a
 layer's biases), any value when less than ``PIECE`` characters are left. Between those calls
 the interpreter may switch threads. :func:`array` writes an array's JSON in pieces the same way.
+
+Two kinds of valid JSON that ``json.loads`` cannot read fail here as a ``JSONDecodeError`` that
+says what and where, like any other error of the text: an integer longer than the interpreter
+converts (``sys.get_int_max_str_digits()``, 4300 digits by default; ``json.loads`` raises a bare
+``ValueError``) and arrays and objects nested deeper than the parser's stack allows
+(``json.loads`` raises ``RecursionError``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from collections.abc import Iterator
 from json.decoder import JSONArray, JSONObject  # type: ignore[attr-defined]
 from json.scanner import make_scanner  # the C scanner, as json.loads uses
@@ -69,7 +77,8 @@ def _large(s: str, idx: int) -> bool:
 
 def loads(data: bytes | bytearray | str) -> Any:
     """``json.loads(data)``: the same value, the same ``JSONDecodeError`` (message, position)
-    or ``UnicodeDecodeError``, parsed in pieces."""
+    or ``UnicodeDecodeError``, parsed in pieces; and a ``JSONDecodeError`` where ``json.loads``
+    fails otherwise (an integer of too many digits, nesting too deep)."""
     if isinstance(data, str):
         if data.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
@@ -77,10 +86,53 @@ def loads(data: bytes | bytearray | str) -> Any:
     else:
         text = data.decode(json.detect_encoding(data), "surrogatepass")
     try:
-        return _Decoder().decode(text)
+        if len(text) <= PIECE:
+            return json.loads(text)
+        try:
+            return _Decoder().decode(text)
+        except RecursionError:
+            # Containers nested deeper than Python's frames allow: what the C parser makes of it.
+            return json.loads(text)
     except RecursionError:
-        # Containers nested deeper than Python's frames allow: what the C parser makes of it.
-        return json.loads(text)
+        raise _too_deep(text) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # int() of a number past the interpreter's limit of digits
+        raise _too_long(text, exc) from None
+
+
+# What matters to the two errors below: strings (skipped whole: their brackets and digits are
+# text), numbers (an integer has no fraction and no exponent) and brackets.
+_TOKENS = re.compile(
+    r'"(?:[^"\\]|\\.)*"|(?P<number>-?[0-9]+(?P<real>(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?))|[\[\]{}]'
+)
+
+
+def _too_long(text: str, exc: ValueError) -> json.JSONDecodeError:
+    """The error of the first integer with more digits than ``int()`` converts."""
+    limit = sys.get_int_max_str_digits()
+    for token in _TOKENS.finditer(text):
+        number = token["number"]
+        if number and not token["real"] and len(number.removeprefix("-")) > limit:
+            return json.JSONDecodeError(f"Integer longer than {limit} digits", text, token.start())
+    return json.JSONDecodeError(str(exc), text, 0)
+
+
+def _too_deep(text: str) -> json.JSONDecodeError:
+    """The error of arrays and objects nested too deeply: how deep, at the first of the
+    deepest."""
+    depth = deepest = where = 0
+    for token in _TOKENS.finditer(text):
+        kind = token.group()[0]
+        if kind in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, token.start()
+        elif kind in "]}":
+            depth -= 1
+    return json.JSONDecodeError(
+        f"Nesting too deep ({deepest} levels of arrays and objects)", text, where
+    )
 
 
 def array(values: NDArray[Any]) -> Iterator[str]:

@@ -1,5 +1,7 @@
 """JSON in pieces: ``jsontext.loads`` is ``json.loads`` (value, error message and position) and
-``jsontext.array`` writes what ``json.dumps`` writes, whatever the size of the pieces."""
+``jsontext.array`` writes what ``json.dumps`` writes, whatever the size of the pieces; what
+``json.loads`` cannot read (integers of too many digits, nesting too deep) is a
+``JSONDecodeError`` that says what and where."""
 
 from __future__ import annotations
 
@@ -79,7 +81,6 @@ def test_loads_is_json_loads_for_any_text(piece: int, monkeypatch: pytest.Monkey
         '{"a": 1, "a": 2, "b": 3, "a": 4}',
         "[" * 900 + "]" * 900,
         "[" * 900 + "]" * 900 + "x",
-        "[" * 5000 + "]" * 5000,
         json.dumps([list(range(50)) for _ in range(40)]),
         json.dumps({f"w{i}": i / 7 for i in range(500)}),
         json.dumps(list(range(2000))) + ",",
@@ -90,6 +91,43 @@ def test_loads_is_json_loads_at_the_edges(
 ) -> None:
     monkeypatch.setattr(jsontext, "PIECE", 8)
     assert outcome(jsontext.loads, data) == outcome(json.loads, data)
+
+
+@pytest.mark.parametrize("piece", [8, 1 << 16])
+@pytest.mark.parametrize(
+    ("text", "message", "position"),
+    [
+        ("[" * 5000 + "]" * 5000, "Nesting too deep (5000 levels of arrays and objects)", 4999),
+        ('{"a":' * 3000 + "1" + "}" * 3000, "Nesting too deep (3000 levels of", 14995),
+        ('["[[[", ' + "[" * 2000 + "]" * 2000 + "]", "Nesting too deep (2001 levels of", 2007),
+        ("[" + "9" * 4301 + "]", "Integer longer than 4300 digits", 1),
+        ('{"a": "' + "9" * 5000 + '", "b": -' + "9" * 5000 + "}", "Integer longer than 4300", 5015),
+        (
+            "[1." + "9" * 5000 + ", 1e" + "9" * 5000 + ", " + "7" * 4301 + "]",
+            "Integer longer",
+            10009,
+        ),
+    ],
+)
+def test_loads_says_what_json_loads_cannot_read_and_where(
+    text: str, message: str, position: int, piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsontext, "PIECE", piece)
+    with pytest.raises((RecursionError, ValueError)) as raised:
+        json.loads(text)
+    assert not isinstance(raised.value, json.JSONDecodeError)
+    for data in (text, text.encode()):
+        with pytest.raises(json.JSONDecodeError) as error:
+            jsontext.loads(data)
+        assert error.value.msg.startswith(message), error.value.msg
+        assert error.value.pos == position
+
+
+def test_loads_reads_the_longest_integers_and_deepest_nesting_json_loads_reads() -> None:
+    longest = "[" + "9" * 4300 + ", -" + "9" * 4300 + "]"
+    assert jsontext.loads(longest) == json.loads(longest)
+    deep = "[" * 200 + "]" * 200
+    assert jsontext.loads(deep) == json.loads(deep)
 
 
 @pytest.mark.parametrize("numbers", [1, 2, 5, 8192])
