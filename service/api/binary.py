@@ -86,8 +86,8 @@ def post(router: APIRouter, path: str, *media_types: str, **options: Any) -> Cal
 
 
 def inputs_npy(body: bytes, max_rows: int) -> NDArray[Any]:
-    """The batch of inputs sent as an ``.npy`` body (its shape and values are the core's to
-    check, its row count is checked here)."""
+    """The batch of inputs sent as an ``.npy`` body: a 2-D array of numbers, 1 to ``max_rows``
+    rows of at least one column (its width and values are the core's to check)."""
     return _rows(
         npy.numeric(npy.loads(body, "the inputs array", "/inputs"), "the inputs array", "/inputs"),
         "inputs",
@@ -128,7 +128,15 @@ def wants_npy(headers: Headers, *, trace: bool = False) -> bool:
 
 
 def _rows(array: NDArray[Any], name: str, max_rows: int) -> NDArray[Any]:
-    if array.ndim >= 1 and array.shape[0] > max_rows:
+    """``array`` if it is a batch: 2-D, 1 to ``max_rows`` rows, at least one column."""
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
+        like = "[[x1, x2, ...]]" if name == "inputs" else "[[t1, ...]]"
+        raise ShapeMismatch(
+            f"the {name} array must be 2-D, rows x columns with at least one of each (like "
+            f"{like}); got shape {list(array.shape)}",
+            f"/{name}",
+        )
+    if array.shape[0] > max_rows:
         raise ShapeMismatch(
             f"{name} has {array.shape[0]} rows; the limit is {max_rows} (BACKPROP_MAX_BATCH_ROWS)",
             f"/{name}",

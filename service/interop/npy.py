@@ -7,6 +7,7 @@ zip member larger than allowed: each is refused before anything is allocated for
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,8 @@ NPY = "application/x-npy"
 NPZ = "application/x-npz"
 
 NUMERIC_KINDS = "iuf"  # integers and floats; booleans, complex, strings and objects are not
+MAX_DIMENSIONS = 64  # NumPy's most
+MAX_BYTES = 2**63 - 1  # the most any array can span, were its dimensions of zero size not zero
 
 
 def loads(data: bytes, what: str = "the .npy body", pointer: str = "") -> NDArray[Any]:
@@ -42,15 +45,38 @@ def loads(data: bytes, what: str = "the .npy body", pointer: str = "") -> NDArra
             "arrays are accepted (object arrays are never unpickled)",
             pointer,
         )
-    count = int(np.prod(shape, dtype=object))
+    _check_shape(shape, dtype, what)
+    count = math.prod(shape)
     offset = stream.tell()
     if len(data) - offset != count * dtype.itemsize:
         raise MalformedContent(
-            f"{what} declares shape {list(shape)} of {dtype.str}, {count * dtype.itemsize} "
+            f"{what} declares shape {_text(shape)} of {dtype.str}, {count * dtype.itemsize} "
             f"bytes, but holds {len(data) - offset}"
         )
     array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _check_shape(shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> None:
+    """Refuse a declared shape no array can have: negative sizes, more dimensions than NumPy
+    allows, more bytes than memory can address (counting the sizes other than zero)."""
+    if len(shape) > MAX_DIMENSIONS:
+        raise MalformedContent(
+            f"{what} declares {len(shape)} dimensions; an array has at most {MAX_DIMENSIONS}"
+        )
+    if (
+        any(type(d) is not int or d < 0 for d in shape)  # (True,) is a tuple of ints to NumPy
+        or math.prod(d for d in shape if d) * dtype.itemsize > MAX_BYTES
+    ):
+        raise MalformedContent(
+            f"{what} declares shape {_text(shape)} of {dtype.str}, which no array can have"
+        )
+
+
+def _text(shape: tuple[int, ...]) -> str:
+    """``shape`` as a list in a message, cut short when its numbers are long."""
+    text = str(list(shape))
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(shape)} dimensions)"
 
 
 def dumps(array: NDArray[Any]) -> bytes:

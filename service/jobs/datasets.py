@@ -17,13 +17,14 @@ import csv
 import io
 import math
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from service.core.words import counted
 from service.jobs.errors import DatasetTooLarge, InvalidDataset
 
 Source = Literal["json", "csv", "npz", "npy"]
@@ -106,7 +107,7 @@ def from_csv(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
     values: list[list[float]] = []
     width: int | None = None
     header_seen = False
-    for line, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
+    for line, fields in enumerate(_records(text), start=1):
         if not fields or all(not f.strip() for f in fields):
             continue
         row = len(values)
@@ -117,7 +118,7 @@ def from_csv(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
                 continue
             column = parsed.index(None)
             raise InvalidDataset(
-                f"CSV line {line}, column {column + 1}: {fields[column].strip()!r} is not a number",
+                f"CSV line {line}, column {column + 1}: {_shown(fields[column])} is not a number",
                 f"/{row}/{column}",
             )
         numbers: list[float] = [p for p in parsed if p is not None]
@@ -125,19 +126,21 @@ def from_csv(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
             width = len(numbers)
             if not 0 < input_columns < width:
                 raise InvalidDataset(
-                    f"input_columns is {input_columns} but the CSV has {width} columns; it must "
+                    f"input_columns is {input_columns} but the CSV has "
+                    f"{counted(width, 'column')}; it must "
                     "leave at least one column of inputs and one of targets",
                     f"/{row}",
                 )
         elif len(numbers) != width:
             raise InvalidDataset(
-                f"CSV line {line} has {len(numbers)} values; the first data line has {width}",
+                f"CSV line {line} has {counted(len(numbers), 'value')}; the first data line "
+                f"has {width}",
                 f"/{row}",
             )
         bad = next((c for c, v in enumerate(numbers) if not math.isfinite(v)), None)
         if bad is not None:
             raise InvalidDataset(
-                f"CSV line {line}, column {bad + 1}: {fields[bad].strip()!r} is not finite",
+                f"CSV line {line}, column {bad + 1}: {_shown(fields[bad])} is not finite",
                 f"/{row}/{bad}",
             )
         values.append(numbers)
@@ -146,6 +149,22 @@ def from_csv(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
         raise InvalidDataset("the CSV has no data lines")
     table = np.array(values, dtype=np.float64)
     return _checked(table[:, :input_columns], table[:, input_columns:], "csv", "")
+
+
+def _records(text: str) -> Iterator[list[str]]:
+    """The CSV's records; what the csv module cannot read (a field over its size limit) is an
+    invalid dataset."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise InvalidDataset(f"the CSV cannot be read at line {reader.line_num}: {exc}") from None
+
+
+def _shown(field: str) -> str:
+    """A CSV field as a message repeats it: quoted, cut short when long."""
+    field = field.strip()
+    return repr(field) if len(field) <= 40 else f"{field[:40]!r}... ({len(field)} characters)"
 
 
 def from_npz(data: bytes, max_bytes: int) -> Dataset:
@@ -180,6 +199,8 @@ def from_npz(data: bytes, max_bytes: int) -> Dataset:
             except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
                 raise InvalidDataset(f"array {key!r} of the .npz file: {exc}", f"/{key}") from None
     inputs, targets = arrays["inputs"], arrays["targets"]
+    for key in NPZ_KEYS:
+        _check_matrix(arrays[key], key, "")  # before conversion, which makes a 0-d array 1-d
     common = np.float32 if inputs.dtype == targets.dtype == np.float32 else np.float64
     inputs, targets = _as_float(inputs, common), _as_float(targets, common)
     _check_bytes(inputs.nbytes + targets.nbytes, max_bytes)  # a float32 beside a float64 doubles
@@ -205,7 +226,8 @@ def from_npy(data: bytes, input_columns: int, max_bytes: int) -> Dataset:
         )
     if not 0 < input_columns < table.shape[1]:
         raise InvalidDataset(
-            f"input_columns is {input_columns} but the array has {table.shape[1]} columns; it "
+            f"input_columns is {input_columns} but the array has "
+            f"{counted(table.shape[1], 'column')}; it "
             "must leave at least one column of inputs and one of targets"
         )
     table = _as_float(table, np.float32 if table.dtype == np.float32 else np.float64)
@@ -232,7 +254,27 @@ def _npy_header(member: IO[bytes], key: str) -> tuple[tuple[int, ...], np.dtype[
             f"array {key!r} has dtype {dtype}; only real numbers (float, int, bool) are read",
             f"/{key}",
         )
+    # A header may declare any tuple: refuse those no array can have before sizing them.
+    if (
+        len(shape) > _MAX_DIMENSIONS
+        or any(type(d) is not int or d < 0 for d in shape)  # (True,) passes NumPy's own check
+        or _span(shape) > _MAX_SPAN
+    ):
+        text = str(list(shape))
+        text = text if len(text) <= 80 else f"{text[:80]}... ({len(shape)} dimensions)"
+        raise InvalidDataset(
+            f"array {key!r} declares shape {text}, which no array can have", f"/{key}"
+        )
     return tuple(shape), dtype
+
+
+_MAX_DIMENSIONS = 64  # NumPy's most
+_MAX_SPAN = 2**63 - 1  # bytes, the most an array can span
+
+
+def _span(shape: Sequence[int]) -> int:
+    """The bytes of float64 an array of ``shape`` would take, were its empty dimensions 1."""
+    return math.prod(d for d in shape if d) * 8
 
 
 def _stored_size(dtype: np.dtype[Any]) -> int:
@@ -257,14 +299,18 @@ def _check_bytes(size: int, limit: int) -> None:
         raise DatasetTooLarge(size, limit)
 
 
+def _check_matrix(arr: np.ndarray, name: str, prefix: str) -> None:
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InvalidDataset(
+            f"{name} must be a 2-D array with at least one row and one column; got shape "
+            f"{list(arr.shape)}",
+            f"{prefix}/{name}",
+        )
+
+
 def _checked(inputs: np.ndarray, targets: np.ndarray, source: Source, prefix: str) -> Dataset:
     for name, arr in (("inputs", inputs), ("targets", targets)):
-        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-            raise InvalidDataset(
-                f"{name} must be a 2-D array with at least one row and one column; got shape "
-                f"{list(arr.shape)}",
-                f"{prefix}/{name}",
-            )
+        _check_matrix(arr, name, prefix)
         finite = np.isfinite(arr)
         if not finite.all():
             r, c = (int(i) for i in np.argwhere(~finite)[0])
@@ -273,7 +319,8 @@ def _checked(inputs: np.ndarray, targets: np.ndarray, source: Source, prefix: st
             )
     if inputs.shape[0] != targets.shape[0]:
         raise InvalidDataset(
-            f"targets has {targets.shape[0]} rows but inputs has {inputs.shape[0]}; give one "
+            f"targets has {counted(targets.shape[0], 'row')} but inputs has "
+            f"{counted(inputs.shape[0], 'row')}; give one "
             "target row per input row",
             f"{prefix}/targets",
         )
