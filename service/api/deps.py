@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Path, Query, Request
 
+from service.api.headers import shown, version_tag
 from service.api.problems import MalformedHeaderValue
-from service.api.schemas.common import NAME_PATTERN
+from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN
 from service.operations import Operations
 from service.registry import VersionConflict
 from service.settings import Settings
@@ -44,15 +45,13 @@ async def if_match(value: IfMatchHeader = None) -> int | None:
     """The version named by ``If-Match`` (``None`` for absent or ``*``)."""
     if value is None or value.strip() == "*":
         return None
-    tag = value.strip()
-    if tag.startswith("W/"):
-        tag = tag[2:]
-    tag = tag.strip('"')
-    if not (tag.isascii() and tag.isdigit()):
+    version = version_tag(value)
+    if version is None:
         raise MalformedHeaderValue(
-            f'If-Match must be an ETag such as "3" (a model version), got {value!r}'
+            f'If-Match must be an ETag such as "3" (a model version, at most {MAX_INTEGER}), '
+            f"got {shown(value)}"
         )
-    return int(tag)
+    return version
 
 
 StoreDep = Annotated[ModelStore, Depends(get_store)]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from service.api.headers import version_tag
 from service.core import CoreError, NumericOverflow
 from service.interop import MalformedContent, MalformedHeader, NotAcceptable, UnsupportedContent
 from service.jobs.errors import DatasetTooLarge, InvalidDataset, UnsupportedMediaType
@@ -156,14 +157,14 @@ def _summary(errors: list[dict[str, str]]) -> str:
 async def _stale_if_match(request: Request) -> VersionConflict | None:
     """The conflict a conditional write on a model would meet, judged from its headers alone."""
     name = request.path_params.get("name")
-    header = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
-    if request.method == "GET" or not name or not (header.isascii() and header.isdigit()):
+    expected = version_tag(request.headers.get("if-match", ""))
+    if request.method == "GET" or not name or expected is None:
         return None
     try:
         current = await request.app.state.store.current_version(name)
     except RegistryError:
         return None
-    return VersionConflict(name, int(header), current) if current != int(header) else None
+    return VersionConflict(name, expected, current) if current != expected else None
 
 
 @dataclass(frozen=True)

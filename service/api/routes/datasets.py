@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -11,14 +10,13 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from service.api import answers, convert
+from service.api import answers, bodies, convert
 from service.api.deps import StoreDep
 from service.api.problems import problem_responses
 from service.api.routes.jobs import JobsDep
 from service.api.routes.models import file_response
-from service.api.schemas.common import NAME_PATTERN
+from service.api.schemas.common import NAME_PATTERN, StorableText
 from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic
-from service.interop import jsontext
 from service.jobs.datasets import Dataset, from_rows, to_npz
 from service.jobs.errors import UnsupportedMediaType
 from service.registry import DatasetRecord
@@ -81,21 +79,7 @@ def public(record: DatasetRecord) -> DatasetPublic:
 def _json_body(raw: bytes) -> DatasetCreate:
     """The JSON body validated as FastAPI validates bodies, with the same error shapes (decoded
     in pieces: a large body is read in a worker thread that lets others run meanwhile)."""
-    try:
-        value = jsontext.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ("body", position),
-                    "msg": "JSON decode error",
-                    "ctx": {"error": reason},
-                }
-            ]
-        ) from None
+    value = bodies.loads(raw)
     try:
         return DatasetCreate.model_validate(value)
     except ValidationError as exc:
@@ -201,7 +185,7 @@ async def list_datasets(
     jobs: JobsDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Datasets per page.")] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+        StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> DatasetList:
     records, total = await jobs.page_datasets(limit + 1, cursor)

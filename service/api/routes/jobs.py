@@ -9,8 +9,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from fastapi.responses import StreamingResponse
 
 from service import specs
+from service.api.bodies import JSONBodies
 from service.api.deps import NamePath
+from service.api.headers import decimal, shown
 from service.api.problems import MalformedHeaderValue, problem_responses
+from service.api.schemas.common import MAX_INTEGER, StorableText
 from service.api.schemas.jobs import (
     JOB_ID_PATTERN,
     CheckpointPublic,
@@ -25,7 +28,7 @@ from service.jobs.datasets import Dataset
 from service.jobs.store import JobStore, TrainSpec
 from service.registry import JobRecord
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=JSONBodies)
 
 
 async def get_jobs(request: Request) -> JobStore:
@@ -166,9 +169,11 @@ async def list_jobs(
     jobs: JobsDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page.")] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+        StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
     ] = None,
-    model: Annotated[str | None, Query(max_length=64, description="Only this model's.")] = None,
+    model: Annotated[
+        StorableText | None, Query(max_length=64, description="Only this model's.")
+    ] = None,
 ) -> JobList:
     records, total = await jobs.page_jobs(limit + 1, cursor, model)
     page = records[:limit]
@@ -256,15 +261,19 @@ async def job_events(
         str | None,
         Header(alias="Last-Event-ID", description="Send the events after this one."),
     ] = None,
-    after: Annotated[int | None, Query(ge=0, description="Send the events after this one.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INTEGER, description="Send the events after this one.")
+    ] = None,
 ) -> StreamingResponse:
     start = after or 0
     if last_event_id is not None and last_event_id.strip():
-        if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
+        event = decimal(last_event_id)
+        if event is None:
             raise MalformedHeaderValue(
-                f"Last-Event-ID must be an event id (a number), got {last_event_id!r}"
+                f"Last-Event-ID must be an event id (a number from 0 to {MAX_INTEGER}), got "
+                f"{shown(last_event_id)}"
             )
-        start = int(last_event_id.strip())
+        start = event
     stream = await jobs.events(job_id, start)
     return StreamingResponse(
         stream,

@@ -15,9 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
 
 from service.api import examples
+from service.api.bodies import JSONBodies
 from service.api.deps import NamePath, StoreDep, etag
 from service.api.problems import problem_responses
 from service.api.routes.jobs import JobsDep
+from service.api.schemas.common import MAX_INTEGER
 from service.api.schemas.learn import (
     DeltaFormOut,
     DeltaTermOut,
@@ -45,7 +47,7 @@ from service.learn.walkthrough import walkthrough
 from service.registry import HistoryEntry
 from service.store import ModelStore
 
-router = APIRouter(prefix="/v1/models", tags=["learn"])
+router = APIRouter(prefix="/v1/models", tags=["learn"], route_class=JSONBodies)
 
 MARKDOWN = "text/markdown"
 SVG = "image/svg+xml"
@@ -140,7 +142,8 @@ BatchTargets = Annotated[
 HISTORY_POINTS = 10_000
 HISTORY_PAGE = 1_000
 VersionQuery = Annotated[
-    int | None, Query(ge=1, description="A kept older version; the current one by default.")
+    int | None,
+    Query(ge=1, le=MAX_INTEGER, description="A kept older version; the current one by default."),
 ]
 FormatQuery = Annotated[
     Literal["json", "markdown"] | None,

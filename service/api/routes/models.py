@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import email.message
-import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.responses import StreamingResponse
 
 from service import specs
 from service.api import answers, binary, convert, examples
+from service.api.bodies import JSONBodies
 from service.api.deps import (
     CheckedIfMatch,
     NamePath,
@@ -28,7 +24,7 @@ from service.api.deps import (
     etag,
 )
 from service.api.problems import problem_responses
-from service.api.schemas.common import NAME_PATTERN
+from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN, StorableText
 from service.api.schemas.models import (
     ModelCreate,
     ModelList,
@@ -42,106 +38,11 @@ from service.api.schemas.models import (
 from service.api.schemas.networks import InitSpec, LayeredParameters, Loss, NamedParameters
 from service.core import Network, Params, check_parameters, initialize
 from service.core.errors import CoreError
-from service.interop import archive, jsontext, onnx_io
+from service.interop import archive, onnx_io
 from service.registry import ModelRecord
 from service.store import ModelStore
 
-UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's answer (400)
-
-
-class LargeBodies(APIRoute):
-    """A route whose large JSON body is decoded and validated off the event loop.
-
-    FastAPI reads, decodes and validates a JSON body on the event loop: 30 MB of it hold up every
-    other request for a second. Here a body over ``answers.LARGE_BODY`` bytes is decoded in
-    pieces (:func:`jsontext.loads`: the value and errors of ``json.loads``) and validated by the
-    route's own body field in the store's worker threads. Starlette keeps a request's body and
-    JSON once read, so FastAPI's handler then finds them done (a model instance validates again
-    at no cost) and answers exactly as it would have. A body that does not validate leaves
-    FastAPI a stand-in that fails at once, and the errors found in the worker take its place,
-    after FastAPI's own about the parameters, in the order FastAPI gives them."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        field = self.body_field
-        if field is None or self._embed_body_fields:
-            return handler
-
-        def parse(chunks: list[bytes]) -> tuple[bytes, Any]:
-            raw = b"".join(chunks)
-            try:
-                data = jsontext.loads(raw)
-            except json.JSONDecodeError as exc:
-                return raw, exc
-            except Exception as exc:  # not text, nested too deep: as FastAPI answers them
-                raise HTTPException(400, UNREADABLE_BODY) from exc
-            value, errors = field.validate(data, {}, loc=("body",))
-            return raw, _Invalid(errors) if errors else value
-
-        async def handle(request: Request) -> Response:
-            if not _json_media(request) or MAX_BODY_SIZE_SCOPE_KEY in request.scope:
-                return await handler(request)
-            try:
-                chunks = [chunk async for chunk in request.stream()]
-            except HTTPException:
-                raise
-            except Exception as exc:
-                raise HTTPException(400, UNREADABLE_BODY) from exc
-            if sum(map(len, chunks)) <= answers.LARGE_BODY:
-                request._body = b"".join(chunks)
-                return await handler(request)
-            store: ModelStore = request.app.state.store
-            request._body, parsed = await store.offload(partial(parse, chunks))
-            if isinstance(parsed, json.JSONDecodeError):
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "json_invalid",
-                            "loc": ("body", parsed.pos),
-                            "msg": "JSON decode error",
-                            "input": {},
-                            "ctx": {"error": parsed.msg},
-                        }
-                    ],
-                    body=parsed.doc,
-                )
-            if not isinstance(parsed, _Invalid):
-                request._json = parsed
-                return await handler(request)
-            request._json = _STAND_IN
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = [e for e in exc.errors() if e.get("input") is not _STAND_IN]
-                raise RequestValidationError([*errors, *parsed.errors], body=exc.body) from None
-
-        return handle
-
-
-class _Invalid:
-    """The errors of a body that does not validate."""
-
-    def __init__(self, errors: list[Any]) -> None:
-        self.errors = errors
-
-
-_STAND_IN = object()  # what FastAPI validates in place of a body found invalid in a worker
-
-
-def _json_media(request: Request) -> bool:
-    """Whether FastAPI reads the request's body as JSON (its own test)."""
-    value = request.headers.get("content-type")
-    if not value:
-        return False
-    message = email.message.Message()
-    message["content-type"] = value
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
-
-
-router = APIRouter(prefix="/v1/models", tags=["models"], route_class=LargeBodies)
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=JSONBodies)
 
 
 def public(record: ModelRecord) -> ModelPublic:
@@ -325,7 +226,7 @@ async def list_models(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Models per page.")] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+        StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> ModelList:
     records, total = await store.page(limit + 1, cursor)
@@ -371,7 +272,9 @@ async def get_parameters(
     name: NamePath,
     store: StoreDep,
     notation: NotationQuery = "layered",
-    version: Annotated[int | None, Query(ge=1, description="A kept older version.")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="A kept older version.")
+    ] = None,
 ) -> Response:
     model = await store.load(name, version)
 
@@ -485,7 +388,9 @@ async def export_model(
     name: NamePath,
     store: StoreDep,
     format: Annotated[ExportFormat, Query(description="The file format.")] = "json",
-    version: Annotated[int | None, Query(ge=1, description="A kept older version.")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="A kept older version.")
+    ] = None,
 ) -> Response:
     model = await store.load(name, version)
     spec, net, params = model.record.spec, model.network, model.params

@@ -18,6 +18,7 @@ from service.api import endpoint
 from service.api.deps import NamePath, StoreDep, etag
 from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
+from service.api.schemas.common import MAX_INTEGER
 from service.api.v2 import codec
 from service.api.v2.schemas import (
     InferenceRequest,
@@ -40,7 +41,7 @@ INPUT, OUTPUT = "input", "output"
 PLATFORM = "numpy"
 EXTENSIONS = ["binary_tensor_data"]
 
-VersionPath = Annotated[int, Path(ge=1, description="A kept version of the model.")]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_INTEGER, description="A kept version of the model.")]
 HeaderLength = Annotated[
     str | None,
     Header(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
+from service.core.words import counted
 from service.settings import Limits
 
 # Limits are read once, at import, so that the OpenAPI spec shows the values in force.
@@ -55,6 +57,23 @@ ModelName = Annotated[
     no_double_dot("model"),
 ]
 
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise PydanticCustomError(
+            "nul_character",
+            "must not contain the NUL character (U+0000), which the registry cannot store",
+        )
+    return text
+
+
+# Free text that reaches the registry's queries (a cursor, a name to filter by): PostgreSQL
+# cannot hold a NUL, so it is refused here, naming the parameter, before any query is made.
+StorableText = Annotated[str, AfterValidator(_storable)]
+
+# The largest integer a registry stores (a signed 64-bit BIGINT): versions, seeds, event ids.
+MAX_INTEGER = 2**63 - 1
+
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Row = list[Finite]
 
@@ -64,8 +83,8 @@ def _rectangular(rows: list[list[float]]) -> list[list[float]]:
     for r, row in enumerate(rows):
         if len(row) != width:
             raise ValueError(
-                f"all rows must have the same length: row 0 has {width} values, row {r} has "
-                f"{len(row)}"
+                f"all rows must have the same length: row 0 has {counted(width, 'value')}, "
+                f"row {r} has {len(row)}"
             )
     return rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from service.api.schemas.common import Batch, Body, LearningRate, Out
+from service.api.schemas.common import MAX_INTEGER, Batch, Body, LearningRate, Out
 from service.api.schemas.networks import (
     LayeredParameters,
     NetworkSpec,
@@ -84,7 +84,7 @@ class OptimizerStateIO(Body):
     """Optimizer state to carry between stateless train-steps: the step count and the
     velocity (SGD with momentum) or first and second moments (Adam)."""
 
-    step: int = Field(0, ge=0)
+    step: int = Field(0, ge=0, le=MAX_INTEGER)
     slots: dict[str, LayeredParameters] = Field(default_factory=dict)
 
 

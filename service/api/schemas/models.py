@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from service.api.schemas.common import Body, ModelName, Out
+from service.api.schemas.common import MAX_INTEGER, Body, ModelName, Out
 from service.api.schemas.networks import (
     InitPublic,
     InitSpec,
@@ -104,4 +104,4 @@ class VersionList(Out):
 class RollbackRequest(Body):
     """Make a new version whose parameters (and optimizer state) equal those of ``version``."""
 
-    version: int = Field(strict=True, ge=1)
+    version: int = Field(strict=True, ge=1, le=MAX_INTEGER)

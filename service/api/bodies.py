@@ -1,0 +1,141 @@
+"""JSON bodies of the routes FastAPI validates (models, jobs, explanations), decoded by the
+service's own reader and, when large, off the event loop.
+
+FastAPI decodes a JSON body with ``json.loads`` on the event loop. What ``json.loads`` cannot
+read although it is JSON (an integer of more than 4,300 digits, arrays nested a thousand deep)
+it answers with a bare 400 "There was an error parsing the body"; and 30 MB of it hold up every
+other request for a second. :class:`JSONBodies` decodes every JSON body with
+:func:`jsontext.loads`, whose errors say what and where, so a body that cannot be read gets the
+same problem as any other invalid JSON (400, naming the reason and the character).
+"""
+
+from __future__ import annotations
+
+import email.message
+import json
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+
+from service.api import answers
+from service.interop import jsontext
+from service.store import ModelStore
+
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's answer (400)
+
+
+def loads(raw: bytes) -> Any:
+    """The JSON value of a body, or the ``RequestValidationError`` FastAPI raises for invalid
+    JSON (``json_invalid``, at a position), also for what ``json.loads`` cannot read and for
+    bytes that are not text."""
+    try:
+        return jsontext.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise invalid_json(exc) from None
+
+
+def invalid_json(exc: json.JSONDecodeError | UnicodeDecodeError) -> RequestValidationError:
+    """FastAPI's error for a body that is not JSON (the problem table answers it with 400)."""
+    if isinstance(exc, UnicodeDecodeError):
+        position, reason, document = exc.start, "not UTF-8 text", ""
+    else:
+        position, reason, document = exc.pos, exc.msg, exc.doc
+    return RequestValidationError(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ("body", position),
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": reason},
+            }
+        ],
+        body=document,
+    )
+
+
+class JSONBodies(APIRoute):
+    """A route whose JSON body is decoded by :func:`loads`, and validated off the event loop
+    when large.
+
+    A body of at most ``answers.LARGE_BODY`` bytes is decoded on the loop and handed to FastAPI
+    decoded. A larger one is decoded in pieces (:func:`jsontext.loads`) and validated by the
+    route's own body field in the store's worker threads. Starlette keeps a request's body and
+    JSON once read, so FastAPI's handler then finds them done (a model instance validates again
+    at no cost) and answers exactly as it would have. A body that does not validate leaves
+    FastAPI a stand-in that fails at once, and the errors found in the worker take its place,
+    after FastAPI's own about the parameters, in the order FastAPI gives them."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        field = self.body_field
+        if field is None or self._embed_body_fields:
+            return handler
+
+        def parse(chunks: list[bytes]) -> tuple[bytes, Any]:
+            raw = b"".join(chunks)
+            try:
+                data = loads(raw)
+            except RequestValidationError as exc:
+                return raw, exc
+            value, errors = field.validate(data, {}, loc=("body",))
+            return raw, _Invalid(errors) if errors else value
+
+        async def handle(request: Request) -> Response:
+            if not _json_media(request) or MAX_BODY_SIZE_SCOPE_KEY in request.scope:
+                return await handler(request)
+            try:
+                chunks = [chunk async for chunk in request.stream()]
+            except HTTPException:
+                raise
+            except Exception as exc:
+                raise HTTPException(400, UNREADABLE_BODY) from exc
+            if sum(map(len, chunks)) <= answers.LARGE_BODY:
+                request._body = b"".join(chunks)
+                if request._body:  # FastAPI reads no JSON of an empty body
+                    request._json = loads(request._body)
+                return await handler(request)
+            store: ModelStore = request.app.state.store
+            request._body, parsed = await store.offload(partial(parse, chunks))
+            if isinstance(parsed, RequestValidationError):
+                raise parsed
+            if not isinstance(parsed, _Invalid):
+                request._json = parsed
+                return await handler(request)
+            request._json = _STAND_IN
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [e for e in exc.errors() if e.get("input") is not _STAND_IN]
+                raise RequestValidationError([*errors, *parsed.errors], body=exc.body) from None
+
+        return handle
+
+
+class _Invalid:
+    """The errors of a body that does not validate."""
+
+    def __init__(self, errors: list[Any]) -> None:
+        self.errors = errors
+
+
+_STAND_IN = object()  # what FastAPI validates in place of a body found invalid in a worker
+
+
+def _json_media(request: Request) -> bool:
+    """Whether FastAPI reads the request's body as JSON (its own test)."""
+    value = request.headers.get("content-type")
+    if not value:
+        return False
+    message = email.message.Message()
+    message["content-type"] = value
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
