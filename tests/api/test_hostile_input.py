@@ -182,6 +182,24 @@ async def test_the_longest_integers_python_reads_are_refused_by_the_schema_not_t
     assert problem["errors"][0]["pointer"] == "/optimizer_state/step"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 10**30),
+        ("batch_size", 10**30),
+        ("seed", MAX_INTEGER + 1),
+        ("patience", 10**30),
+        ("patience", 10**4000),
+    ],
+)
+async def test_a_job_number_past_its_bound_is_a_422_naming_it(
+    client: httpx.AsyncClient, field: str, value: int
+) -> None:
+    body = replaced(JSON_ROUTES[3][3], (field,), value)
+    problem = await refused(client, "POST", "/v1/models/seed/train", 422, json=body)
+    assert problem["errors"][0]["pointer"] == f"/{field}", problem
+
+
 # -- V2: a value of the wrong JSON type in every field ------------------------------------------
 
 WRONG = {

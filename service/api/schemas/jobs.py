@@ -123,6 +123,7 @@ class TrainRequest(Body):
     patience: int | None = Field(
         None,
         ge=1,
+        le=MAX_EPOCHS,
         description="Stop early after this many epochs in a row without a new `best_loss` "
         "(the validation loss if there is a validation split, else the epoch's loss).",
     )
