@@ -163,6 +163,25 @@ async def test_nesting_too_deep_to_read_is_a_400_naming_where_it_is(
     assert start <= position(detail) <= start + len(deep), detail
 
 
+@pytest.mark.parametrize(
+    "route", ["create", "dataset", "train", "forward", "v2-infer"], ids=lambda route: route
+)
+@pytest.mark.parametrize("raw", [BIG, DEEP_ARRAYS], ids=["long integer", "deep nesting"])
+async def test_a_large_body_that_cannot_be_read_is_the_same_400(
+    client: httpx.AsyncClient, route: str, raw: str
+) -> None:
+    """Bodies over 1 MiB are read in pieces, in a worker: the same refusal, the same place."""
+    _, method, path, body, where = JSON_ROUTES[ROUTE_IDS.index(route)]
+    content = spliced({**body, "pad": ["x" * 100] * 12_000}, where, raw)
+    assert len(content) > 1024 * 1024
+    start = content.decode().index(raw)
+    problem = await refused(
+        client, method, path, 400, content=content, headers={"content-type": "application/json"}
+    )
+    assert "not valid JSON" in problem["detail"], problem
+    assert start <= position(problem["detail"]) <= start + len(raw), problem["detail"]
+
+
 async def test_the_longest_integers_python_reads_are_refused_by_the_schema_not_the_reader(
     client: httpx.AsyncClient,
 ) -> None:
