@@ -52,7 +52,7 @@ from service.core import (
 from service.jobs.training import TrainConfig, Trainer
 from service.memory import tune_malloc_mib
 from tests.seed import SEED
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, memory_kib
 
 SERVER_CPU, LOAD_CPU = 0, 1
 PYTHON = sys.executable
@@ -478,14 +478,6 @@ HEALTH_LIMIT_MS = 250.0  # /healthz must answer within this whatever else runs
 HEAVY_MEMORY = 512 << 20  # BACKPROP_MAX_REQUEST_MEMORY_BYTES of the heavy-work server
 
 
-def vm_kib(pid: int, field: str) -> int:
-    """A field of /proc/<pid>/status (VmRSS, VmHWM) in KiB; the server is one process."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
-
-
 def heavy_requests(svc: str) -> dict[str, Callable[[httpx.Client], httpx.Response]]:
     """One heavy, valid (or large and invalid) request of each class, on models made here."""
     create(svc, SEED_MODEL)
@@ -576,7 +568,7 @@ def heavy_work(budget: Budget, stack: ExitStack) -> list[Row]:
     env = {**SERVICE_ENV, "BACKPROP_MAX_REQUEST_MEMORY_BYTES": str(HEAVY_MEMORY)}
     svc, process = stack.enter_context(server(service("memory://"), env=env))
     requests = heavy_requests(svc)
-    before = vm_kib(process.pid, "VmRSS")
+    before = memory_kib(process.pid, "VmRSS")
     forward, health = svc + "/v1/models/seed/forward", svc + "/healthz"
 
     def p99(url: str, body: bytes | None) -> float:
@@ -619,11 +611,12 @@ def heavy_work(budget: Budget, stack: ExitStack) -> list[Row]:
                 raw={"idle": idle_health, "busy": busy_health},
             ),
         ]
-    peak = vm_kib(process.pid, "VmHWM")
+    peak = memory_kib(process.pid, "VmHWM")
     rows.append(
         Row(
             "heavy_peak_memory",
-            "the server's peak resident memory above its start, over every heavy class",
+            "peak resident memory of the server's process tree (its workers too) above its "
+            "start, over every heavy class",
             (peak - before) / 1024,
             HEAVY_MEMORY / 2**20,
             "MiB",

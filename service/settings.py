@@ -54,20 +54,36 @@ class Settings(Limits):
         description="Threads for the computations too large to run on the event loop "
         "(default: the CPUs).",
     )
+    compute_processes: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2),
+        ge=0,
+        description="Worker processes for the largest computations (estimated at "
+        "compute_process_seconds or more; default: half the CPUs). Each runs one computation "
+        "at a time, below the server's CPU priority, holding no lock the server needs, with "
+        "at most 2 x max_request_memory_bytes + max_answer_bytes of memory above its start "
+        "(a computation past that is answered 413, a worker that dies 503 and is replaced). "
+        "0: those computations run in the compute threads instead.",
+    )
+    compute_process_seconds: float = Field(
+        0.02,
+        ge=0,
+        description="Estimated compute time (multiply-adds / compute_rate) from which a "
+        "computation runs in a worker process rather than a thread.",
+    )
     compute_idle: bool = Field(
         False,
-        description="Run those threads in Linux's SCHED_IDLE class instead: they give way to "
-        "the event loop at once, but a thread holding Python's interpreter lock then waits "
-        "for an idle CPU, and so does the event loop: with other busy processes on the "
-        "machine requests can stall for hundreds of milliseconds. Only for a machine the "
-        "service has to itself.",
+        description="Run the compute threads and processes in Linux's SCHED_IDLE class "
+        "instead: they give way to the server at once, but a thread holding Python's "
+        "interpreter lock then waits for an idle CPU, and so does the event loop: with other "
+        "busy processes on the machine requests can stall for hundreds of milliseconds. Only "
+        "for a machine the service has to itself.",
     )
     compute_nice: int = Field(
         10,
         ge=0,
         le=19,
-        description="Without compute_idle, how much lower the CPU priority of those threads is "
-        "than that of the event loop (Linux nice; 0: the same).",
+        description="Without compute_idle, how much lower the CPU priority of the compute "
+        "threads and processes is than that of the event loop (Linux nice; 0: the same).",
     )
     malloc_mmap_threshold_mb: int = Field(
         DEFAULT_THRESHOLD_MIB,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -28,11 +28,10 @@ from service.core import (
     OptimizerState,
     Params,
     gradient,
-    mean_gradient,
-    step,
 )
 from service.registry import ModelBusy, ModelRecord, Registry, VersionConflict, VersionInfo
 from service.threads import LowPriorityPool
+from service.workers import WorkerPool
 
 T = TypeVar("T")
 
@@ -75,8 +74,11 @@ class ModelStore:
         compute_threads: int = 2,
         compute_nice: int = 10,
         compute_idle: bool = False,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.registry = registry
+        #: The worker processes of the largest computations (placed by the operations layer).
+        self.workers = workers
         # Large computations run here, below the event loop's priority, so that the small
         # requests the loop serves meanwhile keep their latency.
         self._pool = LowPriorityPool(
@@ -144,56 +146,48 @@ class ModelStore:
         self, name: str, params: Params, expected_version: int | None
     ) -> ModelRecord:
         """Store ``params`` as a new version; the optimizer state starts afresh."""
-        return await self._commit(
-            name, expected_version, "put", lambda _: (params, OptimizerState())
-        )
+
+        async def put(_: LoadedModel) -> tuple[Params, OptimizerState]:
+            return params, OptimizerState()
+
+        return await self._commit(name, expected_version, "put", put)
 
     async def rollback(self, name: str, version: int, expected_version: int | None) -> ModelRecord:
         """A new version whose parameters and optimizer state equal those of ``version``."""
         await self.refuse_if_training(name)  # before the old version is looked for
         old = await self.load(name, version)
-        return await self._commit(
-            name, expected_version, f"rollback to {version}", lambda _: (old.params, old.state)
-        )
+
+        async def restore(_: LoadedModel) -> tuple[Params, OptimizerState]:
+            return old.params, old.state
+
+        return await self._commit(name, expected_version, f"rollback to {version}", restore)
 
     async def train_step(
         self,
         name: str,
-        X: ArrayLike,
-        T: ArrayLike,
-        learning_rate: float | None,
         expected_version: int | None,
-        plan: Callable[[LoadedModel], int] | None = None,
+        update: Callable[[LoadedModel], Awaitable[tuple[float, Params, OptimizerState]]],
     ) -> StepOutcome:
-        """One update with the model's optimizer (``learning_rate`` overriding its rate).
-
-        ``plan(model)``, called on the model before any arithmetic, admits the step (or raises)
-        and gives the rows per block its gradient is accumulated over (all at once without).
-        """
+        """One update of the model: ``update(model)`` gives the loss before it and the new
+        parameters and optimizer state (computed where the operations layer places it), which
+        are committed as the next version."""
         losses: list[float] = []
-        blocks: list[int] = []
 
-        def admit(model: LoadedModel) -> None:
-            blocks.append(plan(model) if plan is not None else ALL_ROWS)
-
-        def update(model: LoadedModel) -> tuple[Params, OptimizerState]:
-            optimizer = model.optimizer
-            if learning_rate is not None:
-                optimizer = replace(optimizer, learning_rate=learning_rate)
-            loss, grads = mean_gradient(model.network, model.params, X, T, blocks[-1])
+        async def step(model: LoadedModel) -> tuple[Params, OptimizerState]:
+            loss, params, state = await update(model)
             losses.append(loss)
-            return step(optimizer, model.params, grads, model.state)
+            return params, state
 
-        record = await self._commit(
-            name, expected_version, "train-step", update, data=X, admit=admit
-        )
+        record = await self._commit(name, expected_version, "train-step", step)
         return StepOutcome(losses[-1], record)
 
     async def compute(
         self, network: Network, fn: Callable[..., T], *args: Any, data: ArrayLike | None = None
     ) -> T:
         """Run ``fn(*args)`` inline when it is small, in a worker thread when it is large."""
-        rows = len(data) if isinstance(data, (list, np.ndarray)) else 1
+        rows = len(data) if isinstance(data, list) else 1
+        if isinstance(data, np.ndarray) and data.ndim:
+            rows = int(data.shape[0])
         return await self.execute(rows * network.parameter_count, fn, *args)
 
     async def execute(self, multiply_adds: int, fn: Callable[..., T], *args: Any) -> T:
@@ -220,9 +214,7 @@ class ModelStore:
         name: str,
         expected_version: int | None,
         reason: str,
-        update: Callable[[LoadedModel], tuple[Params, OptimizerState]],
-        data: ArrayLike | None = None,
-        admit: Callable[[LoadedModel], None] | None = None,
+        update: Callable[[LoadedModel], Awaitable[tuple[Params, OptimizerState]]],
     ) -> ModelRecord:
         """Read, compute, compare-and-swap; retried when another process got in between.
 
@@ -234,11 +226,7 @@ class ModelStore:
                 model = await self.load(name)
                 if expected_version is not None and model.version != expected_version:
                     raise VersionConflict(name, expected_version, model.version)
-                if admit is not None:
-                    admit(model)
-                rows = len(data) if isinstance(data, (list, np.ndarray)) else 1
-                work = rows * model.network.parameter_count
-                params, state = await self.execute(work, update, model)
+                params, state = await update(model)
                 try:
                     record = await run_in_threadpool(
                         self._pack_and_commit, name, params, state, model, reason
@@ -297,6 +285,8 @@ class ModelStore:
 
     def close(self) -> None:
         self._pool.close()
+        if self.workers is not None:
+            self.workers.close()
         self._cache.clear()
         self.registry.close()
 

@@ -114,3 +114,34 @@ def running(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Cli
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
     assert server.process.returncode in (0, -signal.SIGTERM), log
     assert "Finished server process" in log, log
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        p = pending.pop()
+        found.append(p)
+        pending.extend(children.get(p, []))
+    return found
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """The sum over the process tree of ``field`` of /proc/<pid>/status (VmRSS, VmHWM), KiB."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total

@@ -13,8 +13,9 @@ import pytest
 
 from service import specs
 from service.core import Layer, Network, initialize
+from service.operations import Limits, Operations
 from service.registry import MemoryRegistry, Snapshot, VersionConflict, open_registry
-from service.store import ModelStore
+from service.store import ModelStore, StepOutcome
 
 NETWORK = Network(2, (Layer(3, "tanh"), Layer(1, "sigmoid")), "half_squared_error")
 SPEC: dict[str, Any] = {
@@ -35,6 +36,16 @@ class CountingRegistry(MemoryRegistry):
         return super().snapshot(name, version)
 
 
+LIMITS = Limits(max_seconds=30.0, rate=1e9, max_memory=1 << 30, max_answer=1 << 28)
+
+
+async def train_step(
+    store: ModelStore, name: str, X: Any, T: Any, rate: float | None
+) -> StepOutcome:
+    """A train-step as the service makes one: through the operations layer, on ``store``."""
+    return await Operations(store, LIMITS).train_step(name, X, T, rate, None)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -48,7 +59,7 @@ async def test_loads_read_parameters_once_per_version() -> None:
     for _ in range(10):
         await store.load("m")
     assert registry.snapshots == 1
-    await store.train_step("m", [[0.5, -0.5]], [[1.0]], None, None)
+    await train_step(store, "m", [[0.5, -0.5]], [[1.0]], None)
     loaded = await store.load("m")
     assert loaded.version == 2
     assert registry.snapshots == 1, "a write of this process refreshes the cache itself"
@@ -62,7 +73,7 @@ async def test_a_change_made_elsewhere_is_seen_at_once() -> None:
     other = ModelStore(registry)  # another replica on the same storage
     await store.create("m", SPEC, initialize(NETWORK, "xavier_uniform", 1))
     before = await store.load("m")
-    await other.train_step("m", [[0.5, -0.5]], [[1.0]], None, None)
+    await train_step(other, "m", [[0.5, -0.5]], [[1.0]], None)
     after = await store.load("m")
     assert after.version == 2
     assert not np.array_equal(before.params[0].W, after.params[0].W)
@@ -97,7 +108,7 @@ async def test_train_step_retries_when_another_process_wrote_first() -> None:
     store = ModelStore(registry)
     await store.create("m", SPEC, initialize(NETWORK, "xavier_uniform", 1))
     registry.interfere = True
-    outcome = await store.train_step("m", [[0.5, -0.5]], [[1.0]], None, None)
+    outcome = await train_step(store, "m", [[0.5, -0.5]], [[1.0]], None)
     assert outcome.record.version == 3
     assert [v.reason for v in registry.versions("m")] == ["train-step", "other process", "create"]
     store.close()
@@ -160,7 +171,7 @@ async def test_a_model_created_again_elsewhere_is_not_served_or_overwritten_from
         await a.create("m", wide_spec, initialize(wide, "xavier_uniform", 2))
         loaded = await b.load("m")
         assert loaded.network == wide and loaded.params[0].W.shape == (2, 7)
-        outcome = await b.train_step("m", [[0.1, 0.2]], [[0.5]], 0.1, None)
+        outcome = await train_step(b, "m", [[0.1, 0.2]], [[0.5]], 0.1)
         assert outcome.record.version == 2
         stored = await a.load("m")
         assert stored.network == wide and stored.params[0].W.shape == (2, 7)

@@ -24,6 +24,7 @@ from service.operations import Operations
 from service.operations.cost import Limits as WorkLimits
 from service.registry import open_registry
 from service.settings import Limits, Settings
+from service.workers import WorkerPool
 
 DESCRIPTION = """
 The mathematics of feed-forward neural networks over HTTP: describe a network in JSON, store it,
@@ -89,6 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         compute_threads=settings.compute_threads,
         compute_nice=settings.compute_nice,
         compute_idle=settings.compute_idle,
+        workers=WorkerPool(
+            settings.compute_processes,
+            settings.compute_nice,
+            settings.compute_idle,
+            2 * settings.max_request_memory_bytes + settings.max_answer_bytes,
+        )
+        if settings.compute_processes
+        else None,
         limits=limits,
     )
     job_store = open_jobs(registry, settings)
@@ -118,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.ops = Operations(store, limits)
+    app.state.ops = Operations(store, limits, settings.compute_process_seconds)
     app.state.jobs = job_store
     problems.install(app)
     for module in (models, compute, learn, stateless, health, v2, datasets, jobs):

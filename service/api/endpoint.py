@@ -6,8 +6,10 @@ body (so the spec documents them), and takes a :class:`Call` (``CallDep``) for w
 the app and of the request. It returns the :class:`Response`. Its handler, :meth:`Endpoint.answer`:
 
 1. parses and validates a JSON body in one pass from its bytes with the body's schema
-   (``model_validate_json``), a large body in a worker thread; a body that is not JSON at all
-   is refused at once (``json_invalid``: 400);
+   (``model_validate_json``); a large body in a worker process, which sends back its batches
+   as arrays (:func:`parse_json`), so that neither the parse nor the millions of Python floats
+   it makes hold the server's interpreter lock; a body that is not JSON at all is refused at
+   once (``json_invalid``: 400);
 2. validates the path parameters; with an ``If-Match`` header, checks it against the model
    before anything else of the request counts (404, 412), as a write's precondition;
 3. validates the query and header parameters with FastAPI's own function; every error, the
@@ -25,6 +27,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi import params as fastapi_params
 from fastapi._compat import ModelField
@@ -111,10 +114,14 @@ class Endpoint(APIRoute):
         parsed: Any = None
         errors: list[Any] = []
         if self.body_field is not None:
-            if len(body) > LARGE_BODY:
-                parsed, errors = await call.ops.store.offload(lambda: self._parse(headers, body))
-            else:
+            workers = call.ops.workers
+            if len(body) <= LARGE_BODY:
                 parsed, errors = self._parse(headers, body)
+            elif workers is not None and _is_json(headers.get("content-type")):
+                assert self.schema is not None
+                parsed, errors = await workers.run(parse_json, self.schema, body)
+            else:
+                parsed, errors = await call.ops.store.offload(lambda: self._parse(headers, body))
         values, wrong = self.path_params(scope["path_params"])
         if self.if_match is not None and not wrong:
             call.expected_version = await self._precondition(call, values["name"])
@@ -147,25 +154,11 @@ class Endpoint(APIRoute):
             # Bytes of another media type: what FastAPI does, the schema refuses them.
             parsed, refused = self.body_field.validate(body, {}, loc=("body",))
             return parsed, list(refused)
-        try:
-            return self.schema.model_validate_json(body), []
-        except ValidationError as exc:
-            errors: list[Any] = list(exc.errors(include_url=False))
+        parsed, errors = _validate_json(self.schema, body)
         syntax = next((e for e in errors if e["type"] == "json_invalid"), None)
         if syntax is not None:
-            reason = str(syntax.get("ctx", {}).get("error", "")) or JSON_DECODE_ERROR
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "json_invalid",
-                        "loc": ("body", _offset(body, reason)),
-                        "msg": JSON_DECODE_ERROR,
-                        "input": {},
-                        "ctx": {"error": reason},
-                    }
-                ]
-            )
-        return None, [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            raise RequestValidationError([syntax])
+        return parsed, errors
 
     async def _precondition(self, call: Call, name: str) -> int | None:
         """``If-Match`` checked against the model (404, 412) before the rest of the request."""
@@ -251,6 +244,56 @@ def post(router: APIRouter, path: str, **options: Any) -> Callable[[F], F]:
         return function
 
     return register
+
+
+def _validate_json(schema: type[BaseModel], body: bytes) -> tuple[Any, list[Any]]:
+    """``body`` validated by ``schema``, or the errors located as FastAPI locates them."""
+    try:
+        return schema.model_validate_json(body), []
+    except ValidationError as exc:
+        errors: list[Any] = list(exc.errors(include_url=False))
+    syntax = next((e for e in errors if e["type"] == "json_invalid"), None)
+    if syntax is not None:
+        reason = str(syntax.get("ctx", {}).get("error", "")) or JSON_DECODE_ERROR
+        where = ("body", _offset(body, reason))
+        return None, [
+            {"type": "json_invalid", "loc": where, "msg": JSON_DECODE_ERROR, "input": {}}
+            | {"ctx": {"error": reason}}
+        ]
+    return None, [{**e, "loc": ("body", *e["loc"])} for e in errors]
+
+
+#: A batch of at least this many numbers goes back from a worker process as an array.
+ARRAY_NUMBERS = 4096
+
+
+def parse_json(schema: type[BaseModel], body: bytes) -> tuple[Any, list[Any]]:
+    """In a worker process: ``body`` validated by ``schema`` with its large batches (lists of
+    equal rows of floats, such as ``inputs`` and ``targets``) as float64 arrays, which cross
+    back in one copy and which the computations take as they take the batches of binary
+    bodies; or the errors, with what they need to be answered (type, place, message) only,
+    not the invalid input itself."""
+    parsed, errors = _validate_json(schema, body)
+    if errors:
+        return None, [
+            {"type": e["type"], "loc": e["loc"], "msg": e["msg"]}
+            | ({"ctx": {"error": str(e["ctx"]["error"])}} if "error" in e.get("ctx", {}) else {})
+            for e in errors
+        ]
+    for name, value in parsed.__dict__.items():
+        if _batch(value):
+            parsed.__dict__[name] = np.array(value, dtype=np.float64)
+    return parsed, []
+
+
+def _batch(value: Any) -> bool:
+    """Whether ``value`` is a large list of equal lists of floats (validated: all finite)."""
+    if not (isinstance(value, list) and value and isinstance(value[0], list) and value[0]):
+        return False
+    width = len(value[0])
+    if len(value) * width < ARRAY_NUMBERS or not isinstance(value[0][0], float):
+        return False
+    return all(isinstance(row, list) and len(row) == width for row in value)
 
 
 def _offset(body: bytes, reason: str) -> int:

@@ -34,6 +34,7 @@ from service.registry import (
     VersionConflict,
     VersionNotFound,
 )
+from service.workers import WorkerLost, WorkerOutOfMemory
 
 log = logging.getLogger("service")
 
@@ -266,6 +267,20 @@ PROBLEMS: dict[type[Exception], Kind] = {
         "work-too-large",
         "Work too large",
         extra=lambda e: {"estimate": e.estimate, "limit": e.limit},
+    ),
+    WorkerOutOfMemory: Kind(
+        413,
+        "work-too-large",
+        "Work too large",
+        extra=lambda e: {"limit": e.limit},
+        log=lambda e: log.warning("a computation passed a worker's memory limit: %s", e),
+    ),
+    WorkerLost: Kind(
+        503,
+        "worker-lost",
+        "Worker lost",
+        headers=lambda e: {"Retry-After": "1"},
+        log=lambda e: log.error("a worker process ended during a computation"),
     ),
     DatasetTooLarge: Kind(413, "dataset-too-large", "Dataset too large"),
     BodyTooLarge: Kind(

@@ -60,6 +60,7 @@ from service.core.propagation import (
     forward_outputs,
     gradient,
     mean_gradient,
+    train_step,
 )
 
 __all__ = [
@@ -113,4 +114,5 @@ __all__ = [
     "path_count",
     "step",
     "to_named",
+    "train_step",
 ]

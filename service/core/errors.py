@@ -25,6 +25,10 @@ class CoreError(ValueError):
         self.message = message
         self.pointer = pointer
 
+    def __reduce__(self) -> tuple[type[CoreError], tuple[str, str]]:
+        # Raised in a worker process, it crosses back pickled: with its pointer.
+        return (type(self), (self.message, self.pointer))
+
 
 class InvalidNetwork(CoreError):
     """The network description is not a valid feed-forward network."""

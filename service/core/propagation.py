@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 from service.core import activations, losses
 from service.core.errors import NumericOverflow
 from service.core.network import Network
+from service.core.optimizers import Optimizer, OptimizerState, step
 from service.core.parameters import (
     FloatArray,
     LayerParams,
@@ -123,6 +124,21 @@ def mean_gradient(
             f"the gradient overflows: its values would not be finite in {network.dtype}", ""
         )
     return loss, grads
+
+
+def train_step(
+    network: Network,
+    params: Params,
+    X: ArrayLike,
+    T: ArrayLike,
+    optimizer: Optimizer,
+    state: OptimizerState,
+    block_rows: int,
+) -> tuple[float, Params, OptimizerState]:
+    """One update: the mean loss before it, and the parameters and optimizer state after it
+    (the gradient accumulated ``block_rows`` rows at a time, see :func:`mean_gradient`)."""
+    loss, grads = mean_gradient(network, params, X, T, block_rows)
+    return (loss, *step(optimizer, params, grads, state))
 
 
 def _checked_pair(network: Network, X: ArrayLike, T: ArrayLike) -> tuple[FloatArray, FloatArray]:

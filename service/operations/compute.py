@@ -1,7 +1,8 @@
 """The computations of the service, transport-free: forward, gradient, train-step and the
 forward of V2 inference, on a stored model or on a network sent inline. Each is admitted by
-its cost (:mod:`service.operations.cost`) before any arithmetic, then runs inline when small,
-in a worker when large, and over large batches in blocks of rows.
+its cost (:mod:`service.operations.cost`) before any arithmetic, then placed by that cost
+(:meth:`Operations.place`): inline when tiny, in a worker thread when small, in a worker
+process (:mod:`service.workers`) when large; over large batches in blocks of rows.
 
 Every transport reaches the computations here: the routes, the fast lane, V2 inference.
 """
@@ -9,6 +10,7 @@ Every transport reaches the computations here: the routes, the fast lane, V2 inf
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -27,10 +29,11 @@ from service.core import (
     forward_outputs,
     gradient,
     mean_gradient,
-    step,
+    train_step,
 )
 from service.operations.cost import Cost, Limits, Work, admit
-from service.store import LoadedModel, ModelStore, StepOutcome
+from service.store import INLINE_COMPUTE_LIMIT, LoadedModel, ModelStore, StepOutcome
+from service.workers import WorkerPool
 
 T = TypeVar("T")
 
@@ -48,9 +51,18 @@ def rows_of(data: ArrayLike | None) -> int:
 class Operations:
     """The computations, each admitted by its cost and run where its size says."""
 
-    def __init__(self, store: ModelStore, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        limits: Limits,
+        process_seconds: float = 0.0,
+    ) -> None:
         self.store = store
         self.limits = limits
+        #: The store's worker processes, if it has any.
+        self.workers: WorkerPool | None = store.workers
+        #: Computations estimated at this many seconds or more run in a worker process.
+        self.process_seconds = process_seconds
 
     def admit(self, network: Network, work: Work) -> Cost:
         """The cost of ``work``, or the refusal that says which limit it passes and what to
@@ -60,7 +72,18 @@ class Operations:
     async def run(self, network: Network, work: Work, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, a computation of ``work`` on ``network``, once admitted."""
         cost = self.admit(network, work)
-        return await self.store.execute(cost.multiply_adds, fn, *args)
+        return await self.place(cost, fn, *args)
+
+    async def place(self, cost: Cost, fn: Callable[..., T], network: Network, *args: Any) -> T:
+        """``fn(network, *args)``, admitted at ``cost``, run where its size says: inline below
+        a thread hop's cost, in a worker process from ``process_seconds`` (with the parameters,
+        the first of ``args``, shared rather than copied), in a worker thread in between."""
+        if cost.multiply_adds <= INLINE_COMPUTE_LIMIT:
+            return fn(network, *args)
+        if self.workers is not None and cost.seconds >= self.process_seconds:
+            params, *rest = args
+            return await self.workers.run(fn, network, self.workers.share(params), *rest)
+        return await self.store.execute(cost.multiply_adds, fn, network, *args)
 
     async def outputs(
         self, network: Network, params: Params, X: ArrayLike, *, binary: bool = False
@@ -68,9 +91,7 @@ class Operations:
         """The outputs of a forward pass, rows x outputs, the rows in blocks when many."""
         work = Work("forward", rows_of(X), outputs=True, binary=binary)
         cost = self.admit(network, work)
-        return await self.store.execute(
-            cost.multiply_adds, forward_outputs, network, params, X, cost.block_rows
-        )
+        return await self.place(cost, forward_outputs, network, params, X, cost.block_rows)
 
     async def trace(
         self, network: Network, params: Params, X: ArrayLike, *, named: bool = False
@@ -78,7 +99,7 @@ class Operations:
         """Every layer's net and out for the batch (answered whole: no blocks)."""
         work = Work("forward", rows_of(X), outputs=True, trace=True, named=named)
         cost = self.admit(network, work)
-        return await self.store.execute(cost.multiply_adds, forward, network, params, X)
+        return await self.place(cost, forward, network, params, X)
 
     async def gradient(
         self,
@@ -106,10 +127,8 @@ class Operations:
         )
         cost = self.admit(network, work)
         if not work.blocked:
-            return await self.store.execute(cost.multiply_adds, gradient, network, params, X, T)
-        loss, grads = await self.store.execute(
-            cost.multiply_adds, mean_gradient, network, params, X, T, cost.block_rows
-        )
+            return await self.place(cost, gradient, network, params, X, T)
+        loss, grads = await self.place(cost, mean_gradient, network, params, X, T, cost.block_rows)
         return GradientResult(loss, grads, (), ())
 
     async def step(
@@ -126,12 +145,9 @@ class Operations:
         slots = _slots(optimizer)
         work = Work("train-step", rows_of(X), parameters=True, slots=slots)
         cost = self.admit(network, work)
-
-        def update() -> tuple[float, Params, OptimizerState]:
-            loss, grads = mean_gradient(network, params, X, T, cost.block_rows)
-            return (loss, *step(optimizer, params, grads, state))
-
-        return await self.store.execute(cost.multiply_adds, update)
+        return await self.place(
+            cost, train_step, network, params, X, T, optimizer, state, cost.block_rows
+        )
 
     async def train_step(
         self,
@@ -144,11 +160,26 @@ class Operations:
         """One update of a stored model with its optimizer, committed as a new version."""
         rows = rows_of(X)
 
-        def plan(model: LoadedModel) -> int:
-            work = Work("train-step", rows, slots=_slots(model.optimizer))
-            return self.admit(model.network, work).block_rows
+        async def update(model: LoadedModel) -> tuple[float, Params, OptimizerState]:
+            cost = self.admit(
+                model.network, Work("train-step", rows, slots=_slots(model.optimizer))
+            )
+            optimizer = model.optimizer
+            if learning_rate is not None:
+                optimizer = replace(optimizer, learning_rate=learning_rate)
+            return await self.place(
+                cost,
+                train_step,
+                model.network,
+                model.params,
+                X,
+                T,
+                optimizer,
+                model.state,
+                cost.block_rows,
+            )
 
-        return await self.store.train_step(name, X, T, learning_rate, expected_version, plan=plan)
+        return await self.store.train_step(name, expected_version, update)
 
 
 def _slots(optimizer: Optimizer) -> int:

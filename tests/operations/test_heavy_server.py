@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -30,37 +30,6 @@ def network(*units: int, activation: str = "identity") -> dict[str, object]:
         "layers": [{"units": u, "activation": activation} for u in units],
         "loss": "half_squared_error",
     }
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, pending = [], [pid]
-    while pending:
-        p = pending.pop()
-        found.append(p)
-        pending.extend(children.get(p, []))
-    return found
-
-
-def memory_kib(pid: int, field: str) -> int:
-    """The sum over the process tree of ``field`` of /proc/<pid>/status (VmRSS, VmHWM), KiB."""
-    total = 0
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith(field + ":"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +58,7 @@ def npy(array: np.ndarray) -> bytes:
 
 def test_heavy_requests_stay_within_the_memory_setting(server: servers.Server) -> None:
     pid = server.process.pid
-    before = memory_kib(pid, "VmRSS") * 1024
+    before = servers.memory_kib(pid, "VmRSS") * 1024
     with (
         httpx.Client(base_url=server.url, timeout=120) as client,
         polling_health(server.url) as probe,
@@ -120,8 +89,30 @@ def test_heavy_requests_stay_within_the_memory_setting(server: servers.Server) -
         )
         problem = assert_problem(refused, 413, type_suffix="/work-too-large")
         assert "leave out trace and deltas" in problem["detail"]
-    peak = memory_kib(pid, "VmHWM") * 1024
+    peak = servers.memory_kib(pid, "VmHWM") * 1024
     assert peak - before <= LIMIT, f"the server grew by {(peak - before) / MIB:.0f} MiB"
     assert set(probe.statuses) == {200}, probe.statuses
     assert probe.worst < HEALTH_BOUND, probe.describe()
     assert os.path.exists(f"/proc/{pid}")  # still serving
+
+
+def test_a_server_killed_leaves_no_worker_behind() -> None:
+    server = servers.start(env={"BACKPROP_REGISTRY": "memory://"})
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            body = {"name": "wide", "network": network(4096, 1), "init": {"seed": 1}}
+            assert client.post("/v1/models", json=body).status_code == 201
+            X = np.linspace(-1, 1, 20_000).reshape(-1, 1)
+            answer = client.post("/v1/models/wide/forward", json={"inputs": X.tolist()})
+            assert answer.status_code == 200, answer.text
+        below = set(servers.tree(server.process.pid)) - {server.process.pid}
+        assert below, "the forward ran in a worker process"
+    finally:
+        server.kill()  # SIGKILL: no shutdown of the pool
+    for _ in range(100):
+        alive = [pid for pid in below if os.path.exists(f"/proc/{pid}")]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, f"left behind: {alive}"
+    assert server.log() is not None  # the log's pipe was closed: nothing holds it open
