@@ -97,13 +97,15 @@ class Metrics:
         )
         self.train_steps = Counter(
             "backprop_train_steps",
-            "Train-steps answered with success: `stored` made a new model version, "
-            "`stateless` returned updated parameters.",
+            "Optimizer steps: train-steps answered with success (`stored` made a new model "
+            "version, `stateless` returned updated parameters) and the steps training jobs ran "
+            "(`job`; a resumed job runs the steps after its last checkpoint again).",
             ["kind"],
             registry=owner,
         )
-        for kind in ("stored", "stateless"):
+        for kind in ("stored", "stateless", "job"):
             self.train_steps.labels(kind)
+        self.count_job_step = self.train_steps.labels("job").inc
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.registry.register(RegistryCollector(store))
 
@@ -198,7 +200,8 @@ router = APIRouter(tags=["operations"])
     description="The service's metrics in the Prometheus text format (OpenMetrics when asked "
     "for by `Accept`): `backprop_http_requests_total` and "
     "`backprop_http_request_duration_seconds` by method, route template and status, "
-    "`backprop_train_steps_total`, `backprop_models`, `backprop_jobs` (by state) and "
+    "`backprop_train_steps_total` (by `kind`: `stored` and `stateless` train-steps, the "
+    "steps of training `job`s), `backprop_models`, `backprop_jobs` (by state) and "
     "`backprop_registry_up`. Summed over "
     "every worker process.",
     response_class=Response,

@@ -27,6 +27,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -122,6 +123,8 @@ class JobRunner:
         self.registry = registry
         self.config = config
         self.notifier = notifier
+        # Called by a worker thread after every optimizer step; the app's metrics count them.
+        self.count_steps: Callable[[], None] = lambda: None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._lock = threading.Lock()
         self._handles: dict[str, _Handle] = {}
@@ -300,6 +303,7 @@ class JobRunner:
         for s in trainer.run(params, state, position):
             eta = 0.0 if s.position.step == trainer.total_steps else clock.eta(s.position.step)
             handle.live = progress(s.position, eta)
+            self.count_steps()
             if s.epoch_end or (every and s.position.step % every == 0):
                 self._checkpoint(handle, job, s)
             if handle.cancel.is_set():

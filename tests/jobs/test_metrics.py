@@ -1,4 +1,5 @@
-"""/metrics counts the training jobs by state, as the registry holds them."""
+"""/metrics counts the training jobs by state, as the registry holds them, and the optimizer
+steps they run (on every registry backend)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,22 @@ async def test_jobs_are_counted_by_state(memory_client: httpx.AsyncClient) -> No
     assert value(found, "backprop_jobs", state="succeeded") == 2
     assert value(found, "backprop_jobs", state="failed") == 1
     assert sum(value(found, "backprop_jobs", state=s) for s in STATES) == 3
+
+
+async def test_the_steps_of_jobs_are_counted_apart_from_train_steps(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, model("m", SMALL))
+    before = await scrape(client)
+    assert value(before, "backprop_train_steps_total", kind="job") == 0
+    job = await train(
+        client, "m", dataset=noisy(8), epochs=3, batch_size=3, learning_rate=0.1, seed=1
+    )
+    done = await wait_for(client, job["id"])
+    assert (done["state"], done["total_steps"]) == ("succeeded", 9)
+    step = {"inputs": [[0.1, 0.2]], "targets": [[0.3]]}
+    assert (await client.post("/v1/models/m/train-step", json=step)).status_code == 200
+    found = await scrape(client)
+    assert value(found, "backprop_train_steps_total", kind="job") == 9
+    assert value(found, "backprop_train_steps_total", kind="stored") == 1
+    assert value(found, "backprop_train_steps_total", kind="stateless") == 0
