@@ -197,6 +197,15 @@ class ModelStore:
             return fn(*args)
         return await self._pool.run(fn, *args)
 
+    async def isolate(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, large work that is not one of the core's computations (drawing,
+        writing or reading a file): in a worker process when the store has them (``fn`` and
+        ``args`` must pickle; parameters among ``args`` are shared, not copied), else in a
+        worker thread below the event loop's priority."""
+        if self.workers is None:
+            return await self._pool.run(fn, *args)
+        return await self.workers.run(fn, *args)
+
     async def offload(self, fn: Callable[[], T]) -> T:
         """``fn()`` in a worker thread below the event loop's priority (for large work that is
         not a computation of the core: serialising a large answer)."""

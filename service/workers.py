@@ -30,11 +30,12 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,8 +100,11 @@ class WorkerPool:
         self._shared: dict[int, tuple[weakref.ref[np.ndarray], SharedParams]] = {}
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker process; :class:`SharedParams` among ``args`` arrive as
-        the parameters they hold."""
+        """``fn(*args)`` in a worker process. Parameters among ``args`` (or among the arguments
+        of ``fn``, a ``functools.partial``) are shared (:meth:`share`), not copied."""
+        args = tuple(self._shared_args(args))
+        if isinstance(fn, partial):
+            fn = partial(fn.func, *self._shared_args(fn.args), **fn.keywords)
         executor = self._pool()
         try:
             future = executor.submit(_call, fn, args)
@@ -114,6 +118,10 @@ class WorkerPool:
             raise WorkerLost() from None
         except MemoryError:
             raise WorkerOutOfMemory(self.memory) from None
+
+    def _shared_args(self, args: tuple[Any, ...]) -> Iterator[Any]:
+        for a in args:
+            yield self.share(a) if _is_params(a) else a
 
     def share(self, params: Params) -> Params | SharedParams:
         """``params`` as a worker should receive them: small ones as they are, large ones as
@@ -261,7 +269,18 @@ def _address_space() -> int:
 
 
 def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    return fn(*(_params(a) if isinstance(a, SharedParams) else a for a in args))
+    if isinstance(fn, partial):
+        fn = partial(fn.func, *_mapped_args(fn.args), **fn.keywords)
+    return fn(*_mapped_args(args))
+
+
+def _mapped_args(args: tuple[Any, ...]) -> Iterator[Any]:
+    for a in args:
+        yield _params(a) if isinstance(a, SharedParams) else a
+
+
+def _is_params(value: object) -> bool:
+    return isinstance(value, tuple) and bool(value) and isinstance(value[0], LayerParams)
 
 
 def _params(shared: SharedParams) -> Params:

@@ -116,7 +116,7 @@ def running(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Cli
     assert "Finished server process" in log, log
 
 
-def tree(pid: int) -> list[int]:
+def processes(pid: int) -> list[int]:
     """``pid`` and every process below it."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -134,10 +134,11 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def memory_kib(pid: int, field: str) -> int:
-    """The sum over the process tree of ``field`` of /proc/<pid>/status (VmRSS, VmHWM), KiB."""
+def memory_kib(pid: int, field: str, *, tree: bool = True) -> int:
+    """The sum over the process tree of ``field`` of /proc/<pid>/status (VmRSS, VmHWM), KiB
+    (of ``pid`` alone without ``tree``; 0 for a process gone)."""
     total = 0
-    for p in tree(pid):
+    for p in processes(pid) if tree else [pid]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith(field + ":"):

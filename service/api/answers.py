@@ -128,10 +128,20 @@ def _nested(value: Any) -> bool:
     return isinstance(value, BaseModel | list | dict)
 
 
-async def decoded(store: ModelStore, request: Request, decode: Callable[[bytes], T]) -> T:
+async def decoded(
+    store: ModelStore, request: Request, decode: Callable[[bytes], T], *, isolate: bool = False
+) -> T:
     """``decode`` of the request's body; a large body is joined and decoded in a worker thread
-    (joining megabytes is a copy the event loop need not wait for)."""
+    (joining megabytes is a copy the event loop need not wait for), or with ``isolate`` (work
+    that holds the interpreter lock long: a model file's checks and conversions; ``decode`` a
+    partial that pickles) in a worker process."""
     chunks = [chunk async for chunk in request.stream()]
     if sum(len(c) for c in chunks) <= LARGE_BODY:
         return decode(b"".join(chunks))
+    if isolate:
+        return await store.isolate(_decode_joined, decode, chunks)
     return await store.offload(lambda: decode(b"".join(chunks)))
+
+
+def _decode_joined(decode: Callable[[bytes], T], chunks: list[bytes]) -> T:
+    return decode(b"".join(chunks))

@@ -76,13 +76,12 @@ class Operations:
 
     async def place(self, cost: Cost, fn: Callable[..., T], network: Network, *args: Any) -> T:
         """``fn(network, *args)``, admitted at ``cost``, run where its size says: inline below
-        a thread hop's cost, in a worker process from ``process_seconds`` (with the parameters,
-        the first of ``args``, shared rather than copied), in a worker thread in between."""
+        a thread hop's cost, in a worker process from ``process_seconds`` (the parameters
+        shared rather than copied), in a worker thread in between."""
         if cost.multiply_adds <= INLINE_COMPUTE_LIMIT:
             return fn(network, *args)
         if self.workers is not None and cost.seconds >= self.process_seconds:
-            params, *rest = args
-            return await self.workers.run(fn, network, self.workers.share(params), *rest)
+            return await self.workers.run(fn, network, *args)
         return await self.store.execute(cost.multiply_adds, fn, network, *args)
 
     async def outputs(

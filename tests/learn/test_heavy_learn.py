@@ -185,20 +185,25 @@ NARROW_EXPLAIN = {"inputs": [[0.3, -0.2]], "targets": [[0.4]], "parameter": "w1"
 
 @pytest.fixture
 def offloaded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The callables the store ran in its worker threads."""
+    """The callables the store ran off the event loop, in its worker threads or processes."""
     calls: list[str] = []
-    original = ModelStore.offload
+    offload, isolate = ModelStore.offload, ModelStore.isolate
 
     async def spy(self: ModelStore, fn: Callable[[], Any]) -> Any:
         calls.append(getattr(fn, "__qualname__", "?"))
-        return await original(self, fn)
+        return await offload(self, fn)
+
+    async def spy_isolated(self: ModelStore, fn: Callable[..., Any], *args: Any) -> Any:
+        calls.append(getattr(fn, "__qualname__", "?"))
+        return await isolate(self, fn, *args)
 
     monkeypatch.setattr(ModelStore, "offload", spy)
+    monkeypatch.setattr(ModelStore, "isolate", spy_isolated)
     return calls
 
 
 @pytest.mark.anyio
-async def test_diagrams_and_walkthroughs_are_written_in_a_worker_thread(
+async def test_diagrams_and_walkthroughs_are_written_off_the_event_loop(
     client: httpx.AsyncClient, offloaded: list[str]
 ) -> None:
     await create_seed(client)
@@ -248,7 +253,7 @@ async def test_a_large_explanation_is_worked_out_in_a_worker_thread_with_the_sam
 
 
 @pytest.mark.anyio
-async def test_a_plot_of_many_versions_is_drawn_in_a_worker_thread_with_the_same_bytes(
+async def test_a_plot_of_many_versions_is_drawn_off_the_event_loop_with_the_same_bytes(
     client: httpx.AsyncClient, offloaded: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await create_seed(client)

@@ -105,7 +105,7 @@ def test_a_server_killed_leaves_no_worker_behind() -> None:
             X = np.linspace(-1, 1, 20_000).reshape(-1, 1)
             answer = client.post("/v1/models/wide/forward", json={"inputs": X.tolist()})
             assert answer.status_code == 200, answer.text
-        below = set(servers.tree(server.process.pid)) - {server.process.pid}
+        below = set(servers.processes(server.process.pid)) - {server.process.pid}
         assert below, "the forward ran in a worker process"
     finally:
         server.kill()  # SIGKILL: no shutdown of the pool

@@ -326,8 +326,13 @@ async def history_plot(
 
 
 async def _offloaded(store: ModelStore, render: Callable[[], str]) -> bytes:
-    """``render()`` encoded, both in a worker thread."""
-    return await store.offload(lambda: render().encode())
+    """``render()`` (a partial of a drawing or writing function) encoded, both in a worker
+    process (:meth:`ModelStore.isolate`)."""
+    return await store.isolate(_encoded, render)
+
+
+def _encoded(render: Callable[[], str]) -> bytes:
+    return render().encode()
 
 
 async def _plotted(store: ModelStore, points: int, plot: Callable[[], str]) -> bytes | str:

@@ -100,29 +100,33 @@ async def import_model(
     loss: ImportLoss = None,
 ) -> ModelPublic:
     onnx = binary.media_type(request.headers.get("content-type")) == binary.ONNX
-
-    def decode(content: bytes) -> tuple[ModelCreate, Network, Params]:
-        if onnx:
-            imported = onnx_io.from_onnx(content)
-            fields: dict[str, Any] = {
-                "name": imported.name,
-                "network": imported.network(
-                    loss or imported.loss or onnx_io.default_loss(imported)
-                ),
-            }
-            pairs = imported.params
-        else:
-            fields, pairs = archive.from_npz(content, settings.max_body_bytes)
-            if loss is not None and isinstance(fields.get("network"), dict):
-                fields["network"] = {**fields["network"], "loss": loss}
-        body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
-        net = convert.network(body.network)
-        with convert.at("/parameters"):
-            return body, net, check_parameters(net, pairs)
-
-    # A large file is read, checked and converted in a worker thread.
-    body, net, params = await answers.decoded(store, request, decode)
+    decode = partial(
+        decode_import, onnx=onnx, name=name, loss=loss, max_bytes=settings.max_body_bytes
+    )
+    # A large file is read, checked and converted in a worker process.
+    body, net, params = await answers.decoded(store, request, decode, isolate=True)
     return await _store_new(store, response, body, net, params, None)
+
+
+def decode_import(
+    content: bytes, *, onnx: bool, name: str | None, loss: str | None, max_bytes: int
+) -> tuple[ModelCreate, Network, Params]:
+    """An ONNX or .npz model file: its model description, network and parameters, checked."""
+    if onnx:
+        imported = onnx_io.from_onnx(content)
+        fields: dict[str, Any] = {
+            "name": imported.name,
+            "network": imported.network(loss or imported.loss or onnx_io.default_loss(imported)),
+        }
+        pairs = imported.params
+    else:
+        fields, pairs = archive.from_npz(content, max_bytes)
+        if loss is not None and isinstance(fields.get("network"), dict):
+            fields["network"] = {**fields["network"], "loss": loss}
+    body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
+    net = convert.network(body.network)
+    with convert.at("/parameters"):
+        return body, net, check_parameters(net, pairs)
 
 
 @router.post(
@@ -400,7 +404,7 @@ async def export_model(
     elif format == "npz":
         render = partial(archive.to_npz, archive.create_body(name, spec, None), params)
     else:
-        render = partial(blocks, archive.json_pieces(name, spec, params))
+        render = partial(json_file, name, spec, params)
     filename = f"{name}-v{model.version}.{format}"
     headers = {
         **etag(model.record.version),
@@ -408,6 +412,11 @@ async def export_model(
     }
     media = EXPORT_MEDIA[format]
     return await file_response(store, net.parameter_count, render, media, headers)
+
+
+def json_file(name: str, spec: specs.JSON, params: Params) -> list[bytes]:
+    """The JSON export of a model, in blocks."""
+    return blocks(archive.json_pieces(name, spec, params))
 
 
 def blocks(pieces: Iterable[str]) -> list[bytes]:
@@ -434,8 +443,8 @@ async def file_response(
     headers: dict[str, str],
 ) -> Response:
     """The file ``render()`` writes, with its ``Content-Length``; with many numbers written in a
-    worker thread and sent a block at a time, so that no single write of megabytes holds up the
-    event loop."""
+    worker process (``render`` a partial that pickles) and sent a block at a time, so that no
+    single write of megabytes holds up the event loop."""
     if numbers <= answers.LARGE:
         content = render()
         return Response(
@@ -443,7 +452,7 @@ async def file_response(
             media_type=media_type,
             headers=headers,
         )
-    rendered = await store.offload(render)
+    rendered = await store.isolate(render)
     if isinstance(rendered, bytes):
         whole = memoryview(rendered)
         parts: list[bytes | memoryview] = [
