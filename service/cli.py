@@ -64,6 +64,12 @@ def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train.add_argument("--validation-split", type=float, help="fraction of rows held out")
     train.add_argument("--patience", type=int, help="stop after this many epochs without gain")
     train.add_argument(
+        "--no-restore-best",
+        dest="restore_best",
+        action="store_false",
+        help="with --patience, end at the last epoch's parameters, not the best epoch's",
+    )
+    train.add_argument(
         "--url", default="http://127.0.0.1:8000", help="the server (default %(default)s)"
     )
 
@@ -80,6 +86,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         validation_split=args.validation_split,
         patience=args.patience,
+        restore_best=args.restore_best,
     )
 
 

@@ -30,10 +30,12 @@ def train(
     seed: int | None = None,
     validation_split: float | None = None,
     patience: int | None = None,
+    restore_best: bool | None = None,
 ) -> Call[JobPublic]:
     """``POST /v1/models/{name}/train``: start a job that trains the model for ``epochs``
     epochs of shuffled mini-batches of ``batch_size`` rows of a stored ``dataset`` (its name)
-    or of ``{"inputs", "targets"}`` sent inline. The queued job (202)."""
+    or of ``{"inputs", "targets"}`` sent inline. With ``patience`` it stops early and (unless
+    ``restore_best`` is False) ends at its best epoch's parameters. The queued job (202)."""
     return Call(
         "POST",
         path("/v1/models/{}/train", name),
@@ -47,6 +49,7 @@ def train(
             seed=seed,
             validation_split=validation_split,
             patience=patience,
+            restore_best=restore_best,
         ),
     )
 

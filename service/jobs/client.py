@@ -62,6 +62,7 @@ def train(
     seed: int | None = None,
     validation_split: float | None = None,
     patience: int | None = None,
+    restore_best: bool = True,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -82,6 +83,7 @@ def train(
                 seed=seed,
                 validation_split=validation_split,
                 patience=patience,
+                restore_best=restore_best,
             )
         except httpx.TransportError as exc:
             err.write(f"backprop-service: cannot reach {url}: {exc}\n")
@@ -108,6 +110,12 @@ def train(
         summary += f", loss {final['loss']:.6g}"
     if final.get("stopped_early"):
         summary += " (stopped early)"
+    best = final.get("best")
+    if final.get("restored_best") and best:
+        summary += (
+            f"; its best epoch {best['epoch']} restored (loss {final['best_loss']:.6g}, "
+            f"version {best['version']})"
+        )
     if final.get("error"):
         summary += f": {final['error']}"
     out.write(summary + "\n")

@@ -9,7 +9,10 @@ Each process has one runner with an ``owner`` id of its own. A job runs in one o
   of the jobs this process owns, picks up cancellations requested through other processes,
   and marks jobs whose heartbeat is older than ``stale_seconds`` (their process died)
   ``interrupted``; so does :meth:`start`;
-- a cancellation stops the job before its next step; the model keeps the last checkpoint;
+- a cancellation stops the job before its next step; the model keeps the last checkpoint,
+  and the job reports that checkpoint's progress (where a resumed job continues);
+- with ``patience`` and ``restore_best``, a job that ends with its best epoch behind it
+  commits one more version: a copy of the best epoch's (parameters and optimizer state);
 - the worker threads run at a lower CPU priority (SCHED_IDLE or ``nice``, Linux), so that
   requests served by the event loop stay quick while a job trains.
 
@@ -49,7 +52,9 @@ from service.registry import (
     RegistryError,
     RegistryUnavailable,
     VersionConflict,
+    VersionNotFound,
 )
+from service.registry.base import Arrays
 from service.threads import lower_priority
 
 log = logging.getLogger("service.jobs")
@@ -76,6 +81,7 @@ class _Handle:
         self.cancel = threading.Event()  # a cancellation was requested
         self.lost = threading.Event()  # another process declared the job interrupted
         self.live: JSON | None = None  # the latest progress, published by the heartbeat
+        self.kept: JSON | None = None  # the progress of the last checkpoint
 
 
 class _Clock:
@@ -91,7 +97,30 @@ class _Clock:
         return round(per_step * (self.total - step), 3)
 
 
-def progress(position: Position, eta: float | None) -> JSON:
+@dataclass(frozen=True)
+class Best:
+    """The best epoch so far: where it ended and the model version its checkpoint committed.
+
+    ``arrays`` is that version's bundle while this process holds it (the version may be
+    pruned before the job ends); None in a run resumed after it, which reads it back.
+    """
+
+    epoch: int
+    step: int
+    version: int
+    arrays: Arrays | None = None
+
+    def to_json(self) -> JSON:
+        return {"epoch": self.epoch, "step": self.step, "version": self.version}
+
+    @classmethod
+    def from_json(cls, data: JSON | None) -> Best | None:
+        return None if data is None else cls(data["epoch"], data["step"], data["version"])
+
+
+def progress(
+    position: Position, eta: float | None, best: Best | None = None, restored: bool = False
+) -> JSON:
     """The job's progress as stored and served."""
     return {
         "epoch": position.epoch,
@@ -101,6 +130,8 @@ def progress(position: Position, eta: float | None) -> JSON:
         "validation_loss": position.validation_loss,
         "eta_seconds": eta,
         "stopped_early": position.stopped_early,
+        "best": None if best is None else best.to_json(),
+        "restored_best": restored,
     }
 
 
@@ -270,12 +301,18 @@ class JobRunner:
             self._finish(handle, outcome, None)
 
     def _finish(
-        self, handle: _Handle, state: Literal["succeeded", "failed", "cancelled"], error: str | None
+        self,
+        handle: _Handle,
+        state: Literal["succeeded", "failed", "cancelled"],
+        error: str | None,
     ) -> None:
+        """End the job as `state`. A cancelled job reports the progress of its last
+        checkpoint: the model keeps it and a resumed job continues there."""
+        shown = handle.live
+        if state == "cancelled" and handle.kept is not None:
+            shown = {**handle.kept, "eta_seconds": None}
         try:
-            job = self.registry.finish_job(
-                handle.job_id, self.owner, state, handle.live or {}, error
-            )
+            job = self.registry.finish_job(handle.job_id, self.owner, state, shown or {}, error)
             log.info("job %s of model %s %s", job.id, job.model, state)
         except RegistryError as exc:
             log.warning("job %s could not be marked %s: %s", handle.job_id, state, exc)
@@ -297,24 +334,39 @@ class JobRunner:
             if job.checkpoint is None
             else Position.from_json(job.checkpoint["position"])
         )
+        saved = job.checkpoint or {}
+        best = Best.from_json(saved.get("best"))
+        restore = config.patience is not None and job.config.get("restore_best", False)
+        version = job.version
         clock = _Clock(position.step, trainer.total_steps)
-        handle.live = progress(position, None)
+        handle.live = handle.kept = progress(
+            position, None, best, saved.get("restored_best", False)
+        )
         every = job.config["checkpoint_steps"]
         for s in trainer.run(params, state, position):
-            eta = 0.0 if s.position.step == trainer.total_steps else clock.eta(s.position.step)
-            handle.live = progress(s.position, eta)
+            position = p = s.position
+            if s.epoch_end and p.best_epoch == p.epoch:
+                # This epoch's checkpoint, the next version, holds the best parameters so far.
+                arrays = specs.pack(s.params, s.state) if restore else None
+                best = Best(p.epoch, p.step, version + 1, arrays)
+            eta = 0.0 if p.step == trainer.total_steps else clock.eta(p.step)
+            handle.live = progress(p, eta, best)
             self.count_steps()
-            if s.epoch_end or (every and s.position.step % every == 0):
-                self._checkpoint(handle, job, s)
+            if s.epoch_end or (every and p.step % every == 0):
+                version = self._checkpoint(handle, job, s, best)
             if handle.cancel.is_set():
                 return "cancelled"
             if self._closing.is_set() or handle.lost.is_set():
                 return None
+        restored = saved.get("restored_best", False)
+        if restore and best is not None and best.version != version and not restored:
+            self._restore(handle, job, best, position)
         if handle.live is not None:
             handle.live = {**handle.live, "eta_seconds": 0.0}
         return "succeeded"
 
-    def _checkpoint(self, handle: _Handle, job: JobRecord, s: Step) -> None:
+    def _checkpoint(self, handle: _Handle, job: JobRecord, s: Step, best: Best | None) -> int:
+        """Commit the step's parameters and position as the model's next version; its number."""
         p = s.position
         where = f"epoch {p.epoch}" if s.epoch_end else f"step {p.step}"
         history = None
@@ -325,15 +377,51 @@ class JobRunner:
                 "loss": p.loss,
                 "validation_loss": p.validation_loss,
             }
-        self.registry.checkpoint(
+        saved = {
+            "epoch": p.epoch,
+            "step": p.step,
+            "position": p.to_json(),
+            "best": None if best is None else best.to_json(),
+        }
+        shown = handle.live or {}
+        _, record = self.registry.checkpoint(
             job.id,
             self.owner,
             specs.pack(s.params, s.state),
             f"job {job.id} {where}",
-            handle.live or {},
-            {"epoch": p.epoch, "step": p.step, "position": p.to_json()},
+            shown,
+            saved,
             history,
         )
+        handle.kept = shown
+        self.notifier.notify(job.id)
+        return record.version
+
+    def _restore(self, handle: _Handle, job: JobRecord, best: Best, position: Position) -> None:
+        """Commit a copy of the best epoch's version as the model's next version."""
+        arrays = best.arrays
+        if arrays is None:  # a run resumed after the best epoch: read its version back
+            try:
+                arrays = self.registry.snapshot(job.model, best.version).arrays
+            except VersionNotFound as exc:
+                log.warning("job %s cannot restore its best epoch %d: %s", job.id, best.epoch, exc)
+                return
+        shown = progress(position, 0.0, best, restored=True)
+        self.registry.checkpoint(
+            job.id,
+            self.owner,
+            arrays,
+            f"job {job.id} restores epoch {best.epoch} (version {best.version})",
+            shown,
+            {
+                "epoch": position.epoch,
+                "step": position.step,
+                "position": position.to_json(),
+                "best": best.to_json(),
+                "restored_best": True,
+            },
+        )
+        handle.live = handle.kept = shown
         self.notifier.notify(job.id)
 
     def _data(self, job: JobRecord) -> tuple[np.ndarray, np.ndarray]:

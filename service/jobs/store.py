@@ -36,6 +36,7 @@ class TrainSpec:
     seed: int | None = None
     validation_split: float | None = None
     patience: int | None = None
+    restore_best: bool = True  # with patience: end at the best epoch's parameters
 
 
 def open_jobs(registry: Registry, settings: Settings) -> JobStore:
@@ -164,6 +165,7 @@ class JobStore:
             "seed": config.seed,
             "validation_split": config.validation_split,
             "patience": config.patience,
+            "restore_best": spec.restore_best,
             "checkpoint_steps": self.checkpoint_steps,
             "steps_per_epoch": trainer.batches,
             "total_steps": trainer.total_steps,

@@ -17,8 +17,9 @@ bit for bit, to one that was never interrupted.
 
 After every epoch the loop computes the mean loss of the epoch (the mean of the batch losses
 weighted by their rows) and, with a validation split, the loss on the validation rows. The
-monitored loss (validation if any, else the epoch's) gives ``best_loss``; with ``patience`` p,
-training stops early once p epochs in a row have not improved on it.
+monitored loss (validation if any, else the epoch's) gives ``best_loss``, reached at the end
+of epoch ``best_epoch`` (step ``best_step``); with ``patience`` p, training stops early once p
+epochs in a row have not improved on it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Position:
     loss: float | None = None  # mean loss of the last completed epoch
     validation_loss: float | None = None
     best_loss: float | None = None
+    best_epoch: int = 0  # the epoch whose end reached best_loss (0: none yet)
+    best_step: int = 0  # the step that ended it
     bad_epochs: int = 0  # completed epochs since the best one
     stopped_early: bool = False
 
@@ -167,9 +170,9 @@ class Trainer:
             validation_loss = gradient(self.network, params, self.X[v], self.T[v]).loss
         monitored = loss if validation_loss is None else validation_loss
         improved = position.best_loss is None or monitored < position.best_loss
-        best = monitored if improved else position.best_loss
-        bad = 0 if improved else position.bad_epochs + 1
         epoch = position.epoch + 1
+        best = (monitored, epoch, position.step) if improved else None
+        bad = 0 if improved else position.bad_epochs + 1
         patience = self.config.patience
         return Position(
             rng=next_rng,
@@ -177,7 +180,9 @@ class Trainer:
             step=position.step,
             loss=loss,
             validation_loss=validation_loss,
-            best_loss=best,
+            best_loss=best[0] if best else position.best_loss,
+            best_epoch=best[1] if best else position.best_epoch,
+            best_step=best[2] if best else position.best_step,
             bad_epochs=bad,
             stopped_early=patience is not None and bad >= patience and epoch < self.config.epochs,
         )

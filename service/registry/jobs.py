@@ -17,6 +17,11 @@ package. It enforces what must hold across processes:
 
 Every change of state and every checkpoint appends an event to the job (numbered 1, 2, ...);
 a running job's ``cancel`` only sets ``cancel_requested``, which its owner acts on.
+
+A job's ``progress`` is the last one its owner stored; heartbeats may carry it past the last
+checkpoint. The registry keeps the progress saved with the last checkpoint (with the job
+before its first), and a job that ``interrupt_jobs`` stops short of its end reports that one
+again: it is where the model was left and where a resumed job continues.
 """
 
 from __future__ import annotations
@@ -213,9 +218,10 @@ class JobStorage(ABC):
     ) -> tuple[JobRecord, ModelRecord]:
         """Atomically commit `arrays` as the model's next version and save the job's position.
 
-        The model must still be at the job's ``version`` (VersionConflict otherwise) and the
-        job running for `owner` (JobLost). With `history`, appends an entry to the model's
-        history. Appends a ``progress`` event. Durable when it returns.
+        `progress` becomes the job's progress and the one kept with this checkpoint. The model
+        must still be at the job's ``version`` (VersionConflict otherwise) and the job running
+        for `owner` (JobLost). With `history`, appends an entry to the model's history.
+        Appends a ``progress`` event. Durable when it returns.
         """
 
     @abstractmethod
@@ -243,7 +249,8 @@ class JobStorage(ABC):
         self, *, owner: str | None = None, stale_before: datetime | None = None
     ) -> builtins.list[JobRecord]:
         """Mark active jobs ``interrupted`` (``cancelled`` if a cancel was requested): those
-        of `owner`, or those whose heartbeat is older than `stale_before`. Returns them."""
+        of `owner`, or those whose heartbeat is older than `stale_before`, their progress
+        back at their last checkpoint's. Returns them."""
 
     @abstractmethod
     def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:

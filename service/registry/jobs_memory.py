@@ -72,6 +72,7 @@ class _Job:
     updated_at: float
     heartbeat_at: float | None
     data: bytes | None
+    kept_progress: str  # the progress saved with the last checkpoint (at creation before it)
     cancel_requested: bool = False
     started_at: float | None = None
     finished_at: float | None = None
@@ -250,6 +251,7 @@ class MemoryJobs(JobStorage):
                 state="queued",
                 config=config_text,
                 progress=progress_text,
+                kept_progress=progress_text,
                 checkpoint=None,
                 version=version,
                 owner=owner,
@@ -350,6 +352,7 @@ class MemoryJobs(JobStorage):
             now = time.time()
             job.version = model.version
             job.progress, job.checkpoint = progress_text, checkpoint_text
+            job.kept_progress = progress_text
             job.updated_at = job.heartbeat_at = now
             job.event("progress", now)
             if history_data is not None:
@@ -429,6 +432,7 @@ class MemoryJobs(JobStorage):
                 if not (mine or stale):
                     continue
                 job.state = "cancelled" if job.cancel_requested else "interrupted"
+                job.progress = job.kept_progress
                 job.updated_at = job.finished_at = now
                 job.event("end", now)
                 out.append(job.record())

@@ -11,7 +11,8 @@ Tables (created by the backends' migrations)::
     datasets   (name PK, info, size_bytes, digest, created_at, arrays)
     jobs       (id PK, model, dataset, state, config, progress, checkpoint, version, owner,
                 cancel_requested, error, last_event, created_at, updated_at, started_at,
-                finished_at, heartbeat_at, data)  -- unique index: one active job per model
+                finished_at, heartbeat_at, data, kept_progress)
+                -- unique index: one active job per model
     job_events (job, seq, kind, data, created_at)           PK (job, seq)
     history    (model -> models ON DELETE CASCADE, seq, job, version, data, created_at)
 """
@@ -281,14 +282,16 @@ class SqlJobs(JobStorage):
             version = self._lock_model(tx, model)
             self._refuse_if_busy(tx, model)
             tx.rows(
-                "INSERT INTO jobs (id, model, dataset, state, config, progress, version, owner,"
-                " cancel_requested, last_event, created_at, updated_at, heartbeat_at, data)"
-                " VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, 0, 0, %s, %s, %s, %s)",
+                "INSERT INTO jobs (id, model, dataset, state, config, progress, kept_progress,"
+                " version, owner, cancel_requested, last_event, created_at, updated_at,"
+                " heartbeat_at, data)"
+                " VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s)",
                 (
                     job_id,
                     model,
                     dataset,
                     config_text,
+                    progress_text,
                     progress_text,
                     version,
                     owner,
@@ -411,6 +414,7 @@ class SqlJobs(JobStorage):
             sets = {
                 "version": record.version,
                 "progress": progress_text,
+                "kept_progress": progress_text,
                 "checkpoint": checkpoint_text,
                 "heartbeat_at": now,
             }
@@ -482,13 +486,15 @@ class SqlJobs(JobStorage):
         out: builtins.list[JobRecord] = []
         with self._tx(write=True) as tx:
             rows = tx.rows(
-                f"SELECT id, cancel_requested FROM jobs WHERE state IN {ACTIVE_SQL}"
+                f"SELECT id, cancel_requested, kept_progress FROM jobs WHERE state IN {ACTIVE_SQL}"
                 f" AND ({' OR '.join(conditions)}) ORDER BY id{self.FOR_UPDATE}",
                 params,
             )
-            for job_id, cancel in rows:
+            for job_id, cancel, kept in rows:
                 state = "cancelled" if cancel else "interrupted"
                 sets = {"state": state, "finished_at": now}
+                if kept is not None:  # None: a job stored before progress was kept
+                    sets["progress"] = kept
                 out.append(self._change(tx, job_id, sets, "end", now))
         return out
 

@@ -84,6 +84,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (model, seq)
         )""",
     ),
+    # The progress saved with a job's last checkpoint: what a job that stops short reports.
+    ("ALTER TABLE jobs ADD COLUMN kept_progress TEXT",),
 )
 
 # Key of the advisory lock that serialises migrating replicas ("bpregmig" in ASCII). It is

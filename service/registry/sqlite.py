@@ -97,6 +97,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (model, seq)
         )""",
     ),
+    # The progress saved with a job's last checkpoint: what a job that stops short reports.
+    ("ALTER TABLE jobs ADD COLUMN kept_progress TEXT",),
 )
 
 # Idle connections kept for reuse; more are opened on demand when many threads are busy.

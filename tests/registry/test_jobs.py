@@ -271,6 +271,23 @@ def test_interrupting_a_job_asked_to_cancel_cancels_it(registry: Registry) -> No
     assert job.state == "cancelled"
 
 
+def test_an_interrupted_job_reports_the_progress_of_its_last_checkpoint(
+    registry: Registry,
+) -> None:
+    running_job(registry, "j1", "m1")
+    registry.checkpoint("j1", ME, bundle(5), "x", {"step": 8}, {"step": 8})
+    registry.heartbeat(ME, {"j1": {"step": 13}})
+    assert registry.get_job("j1").progress == {"step": 13}  # live while it runs
+    [job] = registry.interrupt_jobs(stale_before=datetime.now(UTC) + timedelta(seconds=1))
+    assert (job.state, job.progress) == ("interrupted", {"step": 8})
+    assert registry.job_events("j1")[-1].data["step"] == 8
+    running_job(registry, "j2", "m2")  # no checkpoint: back at the progress it was created with
+    registry.heartbeat(ME, {"j2": {"step": 3}})
+    registry.cancel_job("j2")
+    [job] = registry.interrupt_jobs(owner=ME)
+    assert (job.state, job.progress) == ("cancelled", {"epoch": 0})
+
+
 def test_heartbeat_refreshes_the_owners_active_jobs(registry: Registry) -> None:
     running_job(registry, "j1", "m1")
     running_job(registry, "j2", "m2")

@@ -66,6 +66,7 @@ TRAIN_EXAMPLES: dict[str, Any] = {
             "learning_rate": 0.1,
             "validation_split": 0.25,
             "patience": 10,
+            "restore_best": True,
         },
     },
 }
@@ -92,6 +93,7 @@ def public(job: JobRecord) -> JobPublic:
             "seed": config["seed"],
             "validation_split": config["validation_split"],
             "patience": config["patience"],
+            "restore_best": config.get("restore_best", False),
             "steps_per_epoch": config["steps_per_epoch"],
             "total_steps": config["total_steps"],
             "epoch": progress.get("epoch", 0),
@@ -99,8 +101,13 @@ def public(job: JobRecord) -> JobPublic:
             "loss": progress.get("loss"),
             "best_loss": progress.get("best_loss"),
             "validation_loss": progress.get("validation_loss"),
-            "eta_seconds": progress.get("eta_seconds"),
+            # Kept with a checkpoint's progress, an estimate means nothing once the job stops.
+            "eta_seconds": progress.get("eta_seconds")
+            if job.state in ("running", "succeeded")
+            else None,
             "stopped_early": progress.get("stopped_early", False),
+            "best": progress.get("best"),
+            "restored_best": progress.get("restored_best", False),
             "version": job.version,
             "checkpoint": checkpoint,
             "cancel_requested": job.cancel_requested,
@@ -128,7 +135,9 @@ def _accepted(job: JobRecord, response: Response) -> JobPublic:
     "Answers 202 with the queued job and `Location: /v1/jobs/{id}`. The job commits a new "
     "model version at the end of every epoch (and every `BACKPROP_JOB_CHECKPOINT_STEPS` "
     "steps if set), with the optimizer state and the job's position, so that it can resume "
-    "after a crash. While it runs, other writes to the model get 409 naming the job.",
+    "after a crash. With `patience` it stops early, and by default (`restore_best`) ends "
+    "with a copy of its best epoch's version. While it runs, other writes to the model get "
+    "409 naming the job.",
     responses=problem_responses(400, 404, 409, 413, 422),
 )
 async def train_model(
@@ -154,6 +163,7 @@ async def train_model(
         seed=body.seed,
         validation_split=body.validation_split,
         patience=body.patience,
+        restore_best=body.restore_best,
     )
     return _accepted(await jobs.train(name, spec), response)
 
@@ -185,8 +195,10 @@ async def list_jobs(
     "/v1/jobs/{job_id}",
     summary="Get a job",
     description="The job's state (`queued`, `running`, `succeeded`, `failed`, `cancelled` or "
-    "`interrupted`), its progress (completed `epoch` and `step`, latest `loss`, `best_loss`, "
-    "`validation_loss`, `eta_seconds`) and its last checkpoint (`version`).",
+    "`interrupted`), its progress (completed `epoch` and `step`, latest `loss`, `best_loss` "
+    "and the `best` epoch, `validation_loss`, `eta_seconds`) and its last checkpoint "
+    "(`version`). A cancelled or interrupted job reports the progress of that checkpoint, "
+    "where a resumed job continues.",
     responses=problem_responses(404),
 )
 async def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobPublic:
@@ -197,8 +209,9 @@ async def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobPublic:
     "/v1/jobs/{job_id}/cancel",
     summary="Cancel a job",
     description="A queued or interrupted job is cancelled at once; a running one stops before "
-    "its next step (`cancel_requested` until then). The model keeps the job's last checkpoint. "
-    "Cancelling a cancelled job changes nothing; an ended one gets 409.",
+    "its next step (`cancel_requested` until then). The model keeps the job's last checkpoint, "
+    "and the job then reports that checkpoint's `epoch`, `step` and losses. Cancelling a "
+    "cancelled job changes nothing; an ended one gets 409.",
     responses=problem_responses(404, 409),
 )
 async def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobPublic:
@@ -230,7 +243,8 @@ SSE_EVENT: dict[str, Any] = {
             "type": "string",
             "contentMediaType": "application/json",
             "description": "The job's progress as JSON: job, state, version, epoch, step, "
-            "loss, best_loss, validation_loss, eta_seconds, stopped_early (and error).",
+            "loss, best_loss, validation_loss, eta_seconds, stopped_early, best, "
+            "restored_best (and error).",
         },
         "retry": {"type": "integer", "description": "Reconnection delay, in milliseconds."},
     },

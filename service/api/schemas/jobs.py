@@ -127,10 +127,25 @@ class TrainRequest(Body):
         description="Stop early after this many epochs in a row without a new `best_loss` "
         "(the validation loss if there is a validation split, else the epoch's loss).",
     )
+    restore_best: bool = Field(
+        True,
+        description="With `patience`: when the job succeeds (stopped early or not) and its "
+        "best epoch is not its last, it commits one more version, a copy of the best epoch's "
+        "(parameters and optimizer state), so that the model ends at `best_loss`. `false` "
+        "leaves the model at the last epoch's parameters. No effect without `patience`.",
+    )
 
 
 class CheckpointPublic(Out):
     """Where the job's last checkpoint is: the model version it committed and the position."""
+
+    epoch: int
+    step: int
+    version: int
+
+
+class BestPublic(Out):
+    """The epoch that reached `best_loss`: its end and the model version it committed."""
 
     epoch: int
     step: int
@@ -142,8 +157,10 @@ class JobPublic(Out):
 
     `epoch` and `step` count completed epochs and optimizer steps; `loss` is the mean loss of
     the current epoch so far (of the last one at its end), `best_loss` the lowest loss that
-    `patience` watches, `version` the model version of the latest checkpoint (the one the job
-    started from before its first).
+    `patience` watches, reached at `best`, `version` the model version of the latest
+    checkpoint (the one the job started from before its first). A job stopped short of its
+    end (`cancelled`, `interrupted`) reports the progress of that checkpoint: the model keeps
+    it, and a resumed job continues from there (the steps it ran after it are run again).
     """
 
     id: str
@@ -158,6 +175,11 @@ class JobPublic(Out):
     seed: int
     validation_split: float | None
     patience: int | None
+    restore_best: bool = Field(
+        False,
+        description="As asked: with `patience`, whether the job ends at its best epoch's "
+        "parameters (see `restored_best`).",
+    )
     steps_per_epoch: int
     total_steps: int
     epoch: int
@@ -167,6 +189,16 @@ class JobPublic(Out):
     validation_loss: float | None
     eta_seconds: float | None = Field(description="Estimated seconds to the end, while running.")
     stopped_early: bool
+    best: BestPublic | None = Field(
+        None, description="The epoch that reached `best_loss`; null before the first ends."
+    )
+    restored_best: bool = Field(
+        False,
+        description="Whether the job's last version (`version`) is a copy of `best.version`, "
+        "committed at its end by `restore_best`. false if its best epoch was its last, and "
+        "if a resumed job found the best epoch's version no longer kept "
+        "(`BACKPROP_KEEP_VERSIONS`).",
+    )
     version: int
     checkpoint: CheckpointPublic | None
     cancel_requested: bool
