@@ -127,8 +127,8 @@ class Metrics:
 
 
 class RegistryCollector:
-    """Gauges read from the registry at scrape time: whether it answers, the models, and the
-    training jobs by state (of every replica: they share the registry)."""
+    """Gauges read from the registry at scrape time: whether it answers and has room, the
+    models, and the training jobs by state (of every replica: they share the registry)."""
 
     def __init__(self, store: ModelStore) -> None:
         self.store = store
@@ -148,6 +148,12 @@ class RegistryCollector:
             return
         up.add_metric([], 1)
         yield up
+        yield GaugeMetricFamily(
+            "backprop_registry_storage_full",
+            "1 from a write this process saw refused because the registry's storage is full "
+            "until new data is stored again (as /readyz's `storage`), else 0.",
+            value=float(self.store.registry.storage_state() == "full"),
+        )
         yield GaugeMetricFamily("backprop_models", "Models in the registry.", value=float(count))
         try:
             by_state = self.store.registry.count_jobs_by_state()
@@ -201,8 +207,8 @@ router = APIRouter(tags=["operations"])
     "for by `Accept`): `backprop_http_requests_total` and "
     "`backprop_http_request_duration_seconds` by method, route template and status, "
     "`backprop_train_steps_total` (by `kind`: `stored` and `stateless` train-steps, the "
-    "steps of training `job`s), `backprop_models`, `backprop_jobs` (by state) and "
-    "`backprop_registry_up`. Summed over "
+    "steps of training `job`s), `backprop_models`, `backprop_jobs` (by state), "
+    "`backprop_registry_up` and `backprop_registry_storage_full`. Summed over "
     "every worker process.",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},

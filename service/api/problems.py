@@ -31,6 +31,7 @@ from service.registry import (
     ModelNotFound,
     RegistryError,
     RegistryUnavailable,
+    StorageFull,
     VersionConflict,
     VersionNotFound,
 )
@@ -304,6 +305,16 @@ PROBLEMS: dict[type[Exception], Kind] = {
     Unauthorized: Kind(
         401, "unauthorized", "Unauthorized", headers=lambda e: {"WWW-Authenticate": e.challenge}
     ),
+    StorageFull: Kind(
+        507,
+        "storage-full",
+        "Storage full",
+        lambda e: (
+            "the registry's storage is full, so nothing was written (what is stored is "
+            "intact and reads still work); try again once space has been freed"
+        ),
+        log=lambda e: log.error("registry storage full: %s", e),
+    ),
     RegistryUnavailable: Kind(
         503,
         "registry-unavailable",
@@ -408,6 +419,7 @@ DESCRIPTIONS = {
     415: "Unsupported media type",
     422: "Invalid content (shapes, values, limits, non-finite numbers)",
     503: "Registry unavailable",
+    507: "Storage full: nothing was written; reads keep working",
 }
 
 

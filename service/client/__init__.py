@@ -23,6 +23,7 @@ from service.client.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    StorageFull,
     Unauthorized,
     Unavailable,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "StorageFull",
     "Unauthorized",
     "Unavailable",
 ]

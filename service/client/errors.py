@@ -10,7 +10,8 @@
     ├── Conflict             409 name taken, model busy with a job, job in another state
     ├── PreconditionFailed   412 a stale If-Match
     ├── PayloadTooLarge      413 body or dataset too large
-    └── Unavailable          503 the registry cannot be reached
+    ├── Unavailable          503 the registry cannot be reached
+    └── StorageFull          507 the registry's storage is full: nothing was written
 
 Errors of the transport (connection refused, timeouts) are httpx's own, not wrapped.
 """
@@ -92,6 +93,11 @@ class Unavailable(ApiError):
     """503: the registry cannot be reached; the request may succeed a little later."""
 
 
+class StorageFull(ApiError):
+    """507: the registry's storage is full, so nothing was written; reads still work, and
+    the write succeeds once space has been freed."""
+
+
 BY_STATUS: dict[int, type[ApiError]] = {
     400: InvalidInput,
     401: Unauthorized,
@@ -102,6 +108,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
     413: PayloadTooLarge,
     422: InvalidInput,
     503: Unavailable,
+    507: StorageFull,
 }
 
 

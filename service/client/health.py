@@ -9,7 +9,7 @@ import httpx
 from service.client.call import Call
 
 if TYPE_CHECKING:
-    from service.api.routes.health import Health
+    from service.api.routes.health import Health, Readiness
 
 
 def healthz() -> Call[Health]:
@@ -17,10 +17,11 @@ def healthz() -> Call[Health]:
     return Call("GET", "/healthz", _health)
 
 
-def readyz() -> Call[Health]:
-    """``GET /readyz``: ``status`` ``"ready"`` when the registry answers; :class:`Unavailable`
+def readyz() -> Call[Readiness]:
+    """``GET /readyz``: ``status`` ``"ready"`` when the registry answers, and ``storage``
+    (``"ok"``, or ``"full"`` while writes get :class:`StorageFull`); :class:`Unavailable`
     while it cannot be reached."""
-    return Call("GET", "/readyz", _health)
+    return Call("GET", "/readyz", _readiness)
 
 
 def _health(response: httpx.Response) -> Health:
@@ -29,3 +30,9 @@ def _health(response: httpx.Response) -> Health:
     from service.api.routes.health import Health
 
     return Health.model_validate_json(response.content)
+
+
+def _readiness(response: httpx.Response) -> Readiness:
+    from service.api.routes.health import Readiness
+
+    return Readiness.model_validate_json(response.content)

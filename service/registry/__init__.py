@@ -5,7 +5,7 @@ Storage only; it knows nothing of HTTP or of the neural-network maths.
 
 from __future__ import annotations
 
-from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .base import Arrays, ModelRecord, Registry, Snapshot, StorageState, VersionInfo
 from .errors import (
     DatasetExists,
     DatasetInUse,
@@ -20,6 +20,7 @@ from .errors import (
     ModelNotFound,
     RegistryError,
     RegistryUnavailable,
+    StorageFull,
     VersionConflict,
     VersionNotFound,
 )
@@ -66,6 +67,8 @@ __all__ = [
     "RegistryUnavailable",
     "Snapshot",
     "SqliteRegistry",
+    "StorageFull",
+    "StorageState",
     "VersionConflict",
     "VersionInfo",
     "VersionNotFound",

@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from numpy.typing import NDArray
 
 from .jobs import JobStorage
 
 Arrays = Mapping[str, NDArray[Any]]
+StorageState = Literal["ok", "full"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,14 @@ class Registry(JobStorage, ABC):
         if type(keep_versions) is not int or keep_versions < 1:
             raise ValueError(f"keep_versions must be an int >= 1, got {keep_versions!r}")
         self.keep_versions = keep_versions
+        # Set when an operation meets StorageFull; cleared when new data is stored again.
+        self._storage_full = False
+
+    def storage_state(self) -> StorageState:
+        """``"full"`` from an operation refused because the storage is full (StorageFull)
+        until this process stores new data again (a model, version, dataset, job or
+        checkpoint; updates in place such as heartbeats do not tell); else ``"ok"``. No I/O."""
+        return "full" if self._storage_full else "ok"
 
     @abstractmethod
     def create(

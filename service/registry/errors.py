@@ -70,6 +70,16 @@ class RegistryUnavailable(RegistryError):
         self.msg = msg
 
 
+class StorageFull(RegistryError):
+    """A write was refused because the storage is full (SQLite's SQLITE_FULL, PostgreSQL's
+    SQLSTATE 53100 disk_full). Nothing of it was written; what was stored is intact, reads go
+    on, and writes succeed again once space has been freed."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+
 class InvalidRegistryURL(RegistryError):
     """The registry URL is malformed or names a backend that is not available.
 

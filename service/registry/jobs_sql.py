@@ -116,6 +116,7 @@ class SqlJobs(JobStorage):
     #: Appended to a SELECT that must lock the rows it reads until the transaction ends.
     FOR_UPDATE: ClassVar[str] = ""
     keep_versions: int
+    _storage_full: bool  # see Registry.storage_state
 
     @abstractmethod
     def _tx(self, write: bool) -> AbstractContextManager[Tx]:
@@ -206,6 +207,7 @@ class SqlJobs(JobStorage):
                 f"INSERT INTO datasets ({DATASET_COLUMNS}, arrays) VALUES (%s, %s, %s, %s, %s, %s)",
                 (name, info_text, len(blob), digest(blob), now, blob),
             )
+        self._storage_full = False  # new data stored: there is room again
         return _dataset((name, info_text, len(blob), digest(blob), now))
 
     def get_dataset(self, name: str) -> DatasetRecord:
@@ -301,7 +303,9 @@ class SqlJobs(JobStorage):
                     blob,
                 ),
             )
-            return self._change(tx, job_id, {}, "state", now)
+            job = self._change(tx, job_id, {}, "state", now)
+        self._storage_full = False  # new data stored: there is room again
+        return job
 
     def active_job(self, model: str) -> str | None:
         """The id of the model's queued or running job, if any."""
@@ -418,7 +422,9 @@ class SqlJobs(JobStorage):
                 "checkpoint": checkpoint_text,
                 "heartbeat_at": now,
             }
-            return self._change(tx, job_id, sets, "progress", now), record
+            job = self._change(tx, job_id, sets, "progress", now)
+        self._storage_full = False  # new data stored: there is room again
+        return job, record
 
     def finish_job(
         self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None

@@ -37,6 +37,7 @@ from .errors import (
     ModelNotFound,
     RegistryError,
     RegistryUnavailable,
+    StorageFull,
     VersionConflict,
     VersionNotFound,
 )
@@ -233,13 +234,18 @@ class PostgresRegistry(SqlJobs, Registry):
         """Lend a pooled connection in a transaction, committed if the block succeeds.
 
         Maps the driver's errors: DataError (a value PostgreSQL refuses, such as a NUL in a
-        name) to ValueError, any other to RegistryUnavailable.
+        name) to ValueError, DiskFull (SQLSTATE 53100: the transaction was rolled back) to
+        StorageFull, any other to RegistryUnavailable.
         """
         if self._closed:
             self._unavailable("registry is closed")
         try:
             with self._pool.connection() as conn:
                 yield conn
+        except psycopg.errors.DiskFull as exc:
+            self._storage_full = True
+            detail = " ".join(str(exc).split())
+            raise StorageFull(f"postgresql registry {self._label}: {detail}") from exc
         except PoolClosed as exc:
             self._unavailable("registry is closed", exc)
         except PoolTimeout as exc:
@@ -283,6 +289,7 @@ class PostgresRegistry(SqlJobs, Registry):
                 " VALUES (%s, 1, %s, %s, %b)",
                 (name, row[3], reason, blob),
             )
+        self._storage_full = False  # new data stored: there is room again
         return _record(row)
 
     def get(self, name: str) -> ModelRecord:
@@ -407,6 +414,7 @@ class PostgresRegistry(SqlJobs, Registry):
                 },
             ).fetchone()
         assert row is not None  # the row is locked, so the UPDATE found it
+        self._storage_full = False  # new data stored: there is room again
         return _record(row)
 
     def versions(self, name: str) -> builtins.list[VersionInfo]:

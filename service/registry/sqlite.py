@@ -23,6 +23,7 @@ from .errors import (
     ModelNotFound,
     RegistryError,
     RegistryUnavailable,
+    StorageFull,
     VersionConflict,
     VersionNotFound,
 )
@@ -198,7 +199,8 @@ class SqliteRegistry(SqlJobs, Registry):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        """Lend a connection to one thread; map sqlite3 errors to RegistryUnavailable."""
+        """Lend a connection to one thread; map sqlite3 errors: SQLITE_FULL (the disk, or
+        the database's max_page_count) to StorageFull, any other to RegistryUnavailable."""
         with self._lock:
             if self._closed:
                 raise RegistryUnavailable("registry is closed")
@@ -210,6 +212,10 @@ class SqliteRegistry(SqlJobs, Registry):
             yield conn
         except sqlite3.Error as exc:
             broken = True
+            # SQLite has undone the statement or transaction: what was stored is intact.
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                self._storage_full = True
+                raise StorageFull(f"sqlite registry {self._path}: {exc}") from exc
             raise RegistryUnavailable(f"sqlite registry {self._path}: {exc}") from exc
         finally:
             if conn is not None:
@@ -271,6 +277,7 @@ class SqliteRegistry(SqlJobs, Registry):
                 " VALUES (?, 1, ?, ?, ?)",
                 (name, now, reason, blob),
             )
+        self._storage_full = False  # new data stored: there is room again
         return _record((name, spec_text, 1, now, now))
 
     def get(self, name: str) -> ModelRecord:
@@ -389,6 +396,7 @@ class SqliteRegistry(SqlJobs, Registry):
             row = conn.execute(
                 f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
             ).fetchone()
+        self._storage_full = False  # new data stored: there is room again
         return _record(row)
 
     def versions(self, name: str) -> builtins.list[VersionInfo]:

@@ -18,6 +18,7 @@ from service.client import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    StorageFull,
     Unauthorized,
     Unavailable,
 )
@@ -44,6 +45,7 @@ def problem_response(status: int, **extra: object) -> httpx.Response:
         (413, PayloadTooLarge),
         (422, InvalidInput),
         (503, Unavailable),
+        (507, StorageFull),
         (405, ApiError),
         (500, ApiError),
     ],

@@ -9,7 +9,8 @@ from service.client import AsyncClient, Client
 
 def test_a_running_server_is_alive_and_ready(client: Client) -> None:
     assert client.healthz().status == "ok"
-    assert client.readyz().status == "ready"
+    ready = client.readyz()
+    assert (ready.status, ready.storage) == ("ready", "ok")
 
 
 @pytest.mark.anyio

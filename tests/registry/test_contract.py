@@ -334,6 +334,10 @@ def test_concurrent_creates_of_one_name_admit_exactly_one(registry: Registry) ->
     assert_bit_exact(registry.snapshot("race").arrays, bundle(winner))
 
 
+def test_a_new_registrys_storage_has_room(registry: Registry) -> None:
+    assert registry.storage_state() == "ok"  # tests/reliability/test_disk_full.py fills it
+
+
 def test_ping_and_close(make_registry: RegistryFactory) -> None:
     registry = make_registry()
     registry.ping()

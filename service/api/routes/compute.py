@@ -303,7 +303,7 @@ async def gradient_model(
     "result would not be finite commits nothing and answers 422.",
     response_model=TrainStepResponse,
     response_model_exclude_none=True,
-    responses=problem_responses(400, 404, 409, 412, 413, 422),
+    responses=problem_responses(400, 404, 409, 412, 413, 422, 507),
     openapi_extra={**NPZ_BODY, "parameters": [binary.LEARNING_RATE_PARAMETER]},
 )
 async def train_step_model(

@@ -120,7 +120,7 @@ def _required(parameter: str, why: str) -> RequestValidationError:
     "(float64, or float32 when the arrays are float32). Datasets whose arrays exceed "
     "`BACKPROP_MAX_DATASET_BYTES` get 413.",
     openapi_extra={"requestBody": UPLOAD_BODY},
-    responses=problem_responses(400, 409, 413, 415, 422),
+    responses=problem_responses(400, 409, 413, 415, 422, 507),
 )
 async def create_dataset(
     request: Request,
@@ -252,7 +252,7 @@ async def get_dataset_data(
     summary="Delete a dataset",
     description="Delete the dataset. A dataset that a queued or running job trains on cannot "
     "be deleted (409 naming the job).",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(404, 409, 507),
 )
 async def delete_dataset(name: DatasetPath, jobs: JobsDep) -> Response:
     await jobs.delete_dataset(name)

@@ -138,7 +138,7 @@ def _accepted(job: JobRecord, response: Response) -> JobPublic:
     "after a crash. With `patience` it stops early, and by default (`restore_best`) ends "
     "with a copy of its best epoch's version. While it runs, other writes to the model get "
     "409 naming the job.",
-    responses=problem_responses(400, 404, 409, 413, 422),
+    responses=problem_responses(400, 404, 409, 413, 422, 507),
 )
 async def train_model(
     name: NamePath,
@@ -212,7 +212,7 @@ async def get_job(job_id: JobIdPath, jobs: JobsDep) -> JobPublic:
     "its next step (`cancel_requested` until then). The model keeps the job's last checkpoint, "
     "and the job then reports that checkpoint's `epoch`, `step` and losses. Cancelling a "
     "cancelled job changes nothing; an ended one gets 409.",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(404, 409, 507),
 )
 async def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobPublic:
     return public(await jobs.cancel(job_id))
@@ -226,7 +226,7 @@ async def cancel_job(job_id: JobIdPath, jobs: JobsDep) -> JobPublic:
     "replica. It ends with the parameters an uninterrupted run would have had, bit for bit. "
     "409 if the job is in another state, if another job trains the model, or if the model "
     "has changed since the checkpoint.",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(404, 409, 507),
 )
 async def resume_job(job_id: JobIdPath, jobs: JobsDep, response: Response) -> JobPublic:
     return _accepted(await jobs.resume(job_id), response)

@@ -140,7 +140,7 @@ def decode_import(
     "Softmax(axis=1) or Identity; other operators get 422 naming them) or an .npz archive as "
     "`GET /v1/models/{name}/export?format=npz` writes it (`application/x-npz`), with `name` "
     "and `loss` as query parameters.",
-    responses=problem_responses(400, 409, 413, 422),
+    responses=problem_responses(400, 409, 413, 422, 507),
     openapi_extra={
         **binary.binary_body(
             (binary.ONNX, binary.NPZ),
@@ -257,7 +257,7 @@ async def get_model(name: NamePath, store: StoreDep, response: Response) -> Mode
     summary="Delete a model",
     description="Delete the model and all its versions. With `If-Match`, only if it is still at "
     "that version.",
-    responses=problem_responses(400, 404, 409, 412),
+    responses=problem_responses(400, 404, 409, 412, 507),
 )
 async def delete_model(name: NamePath, store: StoreDep, expected: CheckedIfMatch) -> Response:
     await store.delete(name, expected)
@@ -299,7 +299,7 @@ async def get_parameters(
     description="Store new parameters (either notation) as version + 1. `If-Match` is checked "
     "before anything else (412 when stale). The optimizer state (momentum, moments) restarts.",
     response_model=ParametersPublic,
-    responses=problem_responses(400, 404, 409, 412, 413, 422),
+    responses=problem_responses(400, 404, 409, 412, 413, 422, 507),
 )
 async def put_parameters(
     name: NamePath,
@@ -348,7 +348,7 @@ async def list_versions(name: NamePath, store: StoreDep, response: Response) -> 
     summary="Roll back to a kept version",
     description="Make a new version (version + 1) whose parameters and optimizer state equal "
     "those of a kept older version. History is never rewritten.",
-    responses=problem_responses(400, 404, 409, 412, 422),
+    responses=problem_responses(400, 404, 409, 412, 422, 507),
 )
 async def rollback(
     name: NamePath,
