@@ -18,7 +18,10 @@ Each process has one runner with an ``owner`` id of its own. A job runs in one o
 
 On :meth:`stop` (server shutdown) running jobs stop before their next step and are marked
 ``interrupted``, to be resumed later. A job whose registry becomes unreachable stops quietly;
-its heartbeat then goes stale and some replica marks it ``interrupted``.
+its heartbeat then goes stale and some replica marks it ``interrupted``. A job whose
+checkpoint finds the registry's storage full is marked ``interrupted`` with that error, to be
+resumed once space has been freed. A job's end that the registry does not take (the storage
+full, the database unreachable) is stored at a later heartbeat.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from service.registry import (
     Registry,
     RegistryError,
     RegistryUnavailable,
+    StorageFull,
     VersionConflict,
     VersionNotFound,
 )
@@ -61,6 +65,7 @@ log = logging.getLogger("service.jobs")
 
 JSON = dict[str, Any]
 Outcome = Literal["succeeded", "cancelled"]
+EndState = Literal["succeeded", "failed", "cancelled", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,8 @@ class JobRunner:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._lock = threading.Lock()
         self._handles: dict[str, _Handle] = {}
+        # Ends the registry did not take (unreachable, storage full), retried every heartbeat.
+        self._unfinished: dict[str, tuple[EndState, JSON, str | None]] = {}
         # Daemon threads: a runner that is never stopped (an app driven without its lifespan)
         # must not keep the interpreter from exiting.
         self._queue: queue.SimpleQueue[_Handle | None] = queue.SimpleQueue()
@@ -199,6 +206,7 @@ class JobRunner:
             self._queue.put(None)
         for thread in [*workers, *([ticker] if ticker else [])]:
             thread.join()
+        self._retry_ends()
         try:
             for job in self.registry.interrupt_jobs(owner=self.owner):
                 log.info("job %s of model %s: %s at shutdown", job.id, job.model, job.state)
@@ -240,6 +248,7 @@ class JobRunner:
 
     def _beat(self) -> None:
         while not self._closing.wait(self.config.heartbeat_seconds):
+            self._retry_ends()
             with self._lock:
                 handles = dict(self._handles)
             live = {job_id: h.live for job_id, h in handles.items() if h.live is not None}
@@ -287,6 +296,15 @@ class JobRunner:
         except (JobLost, RegistryUnavailable) as exc:
             log.warning("job %s stopped: %s", job_id, exc)
             return
+        except StorageFull as exc:
+            log.warning("job %s stopped: %s", job_id, exc)
+            self._finish(
+                handle,
+                "interrupted",
+                "the registry's storage is full, so the job's checkpoint could not be written; "
+                "resume the job once space has been freed",
+            )
+            return
         except (CoreError, InvalidDataset) as exc:
             self._finish(handle, "failed", exc.message)
             return
@@ -300,22 +318,35 @@ class JobRunner:
         if outcome is not None:
             self._finish(handle, outcome, None)
 
-    def _finish(
-        self,
-        handle: _Handle,
-        state: Literal["succeeded", "failed", "cancelled"],
-        error: str | None,
-    ) -> None:
-        """End the job as `state`. A cancelled job reports the progress of its last
-        checkpoint: the model keeps it and a resumed job continues there."""
+    def _finish(self, handle: _Handle, state: EndState, error: str | None) -> None:
+        """End the job as `state`. A job stopped short (cancelled, interrupted) reports the
+        progress of its last checkpoint: the model keeps it and a resumed job continues there."""
         shown = handle.live
-        if state == "cancelled" and handle.kept is not None:
+        if state in ("cancelled", "interrupted") and handle.kept is not None:
             shown = {**handle.kept, "eta_seconds": None}
+        self._end(handle.job_id, state, shown or {}, error)
+
+    def _end(self, job_id: str, state: EndState, shown: JSON, error: str | None) -> None:
+        """Store the job's end; one the registry does not take is retried every heartbeat."""
         try:
-            job = self.registry.finish_job(handle.job_id, self.owner, state, shown or {}, error)
+            job = self.registry.finish_job(job_id, self.owner, state, shown, error)
             log.info("job %s of model %s %s", job.id, job.model, state)
+        except JobLost as exc:
+            log.warning("job %s could not be marked %s: %s", job_id, state, exc)
         except RegistryError as exc:
-            log.warning("job %s could not be marked %s: %s", handle.job_id, state, exc)
+            log.warning("job %s could not be marked %s yet: %s", job_id, state, exc)
+            with self._lock:
+                self._unfinished[job_id] = (state, shown, error)
+            return
+        with self._lock:
+            self._unfinished.pop(job_id, None)
+        self.notifier.notify(job_id)
+
+    def _retry_ends(self) -> None:
+        with self._lock:
+            unfinished = dict(self._unfinished)
+        for job_id, (state, shown, error) in unfinished.items():
+            self._end(job_id, state, shown, error)
 
     def _train(self, handle: _Handle, job: JobRecord) -> Outcome | None:
         """Train from the job's checkpoint to its end; None if stopped for shutdown or lost."""

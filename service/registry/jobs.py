@@ -10,7 +10,7 @@ package. It enforces what must hold across processes:
 - only the replica that owns a running job may checkpoint or finish it (:class:`JobLost`);
 - the state machine::
 
-      queued ──start──> running ──finish──> succeeded | failed | cancelled
+      queued ──start──> running ──finish──> succeeded | failed | cancelled | interrupted
         │                  │
         ├──cancel──> cancelled <──cancel── interrupted <──interrupt── (queued, running)
         └──interrupt──> interrupted ──resume──> queued      cancelled ──resume──> queued
@@ -228,7 +228,8 @@ class JobStorage(ABC):
     def finish_job(
         self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
     ) -> JobRecord:
-        """``running`` -> `state` (succeeded, failed or cancelled) for its owner; JobLost."""
+        """``running`` -> `state` (succeeded, failed, cancelled, or interrupted: stopped short
+        by its owner) for its owner; JobLost."""
 
     @abstractmethod
     def cancel_job(self, job_id: str) -> JobRecord:

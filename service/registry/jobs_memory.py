@@ -369,8 +369,8 @@ class MemoryJobs(JobStorage):
     def finish_job(
         self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
     ) -> JobRecord:
-        """running -> succeeded, failed or cancelled; JobLost."""
-        if state not in ("succeeded", "failed", "cancelled"):
+        """running -> succeeded, failed, cancelled or interrupted; JobLost."""
+        if state not in ("succeeded", "failed", "cancelled", "interrupted"):
             raise ValueError(f"a job cannot finish as {state!r}")
         progress_text = encode_spec(progress)
         with self._lock:

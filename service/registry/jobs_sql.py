@@ -429,8 +429,8 @@ class SqlJobs(JobStorage):
     def finish_job(
         self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
     ) -> JobRecord:
-        """running -> succeeded, failed or cancelled; JobLost."""
-        if state not in ("succeeded", "failed", "cancelled"):
+        """running -> succeeded, failed, cancelled or interrupted; JobLost."""
+        if state not in ("succeeded", "failed", "cancelled", "interrupted"):
             raise ValueError(f"a job cannot finish as {state!r}")
         progress_text, now = encode_spec(progress), time.time()
         with self._tx(write=True) as tx:

@@ -1,11 +1,13 @@
-"""Helpers of the job tests: networks and data, waiting for a job, and an independent reference
-of mini-batch training (NumPy, the chain rule of tests.api.support, the documented shuffle)."""
+"""Helpers of the job tests: networks and data, waiting for a job, holding a job's worker after
+a given step, and an independent reference of mini-batch training (NumPy, the chain rule of
+tests.api.support, the documented shuffle)."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -13,6 +15,7 @@ import httpx
 import numpy as np
 from numpy.random import PCG64, Generator
 
+from service.jobs.runner import JobRunner
 from tests.api.support import Layers, reference_gradient
 
 JSON = Any
@@ -161,3 +164,30 @@ def reference_training(
             v = validation
             validation_losses.append(reference_gradient(layers, activations, X[v], T[v])[0])
     return layers, losses, validation_losses
+
+
+class Pause:
+    """Holds a job's worker thread right after its `step`-th optimizer step, until released.
+
+    Installed as the runner's step hook, in front of the metrics' counter.
+    """
+
+    def __init__(self, runner: JobRunner, step: int) -> None:
+        self.runner, self.step, self.seen = runner, step, 0
+        self.reached, self.released = threading.Event(), threading.Event()
+        self.count: Callable[[], None] = runner.count_steps
+        runner.count_steps = self
+
+    def __call__(self) -> None:
+        self.count()
+        self.seen += 1
+        if self.seen == self.step:
+            self.reached.set()
+            assert self.released.wait(30), "the test never released the job"
+
+    async def wait(self) -> None:
+        assert await anyio.to_thread.run_sync(self.reached.wait, 30), "the job never got there"
+
+    def release(self) -> None:
+        self.runner.count_steps = self.count
+        self.released.set()

@@ -4,8 +4,6 @@ epoch's parameters (or, asked, at the last epoch's), and a job stopped short of 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +15,7 @@ from service.jobs.runner import JobRunner
 from tests.jobs.conftest import Apps
 from tests.jobs.support import (
     SMALL,
+    Pause,
     create,
     events_of,
     job_of,
@@ -53,33 +52,6 @@ async def current_text(client: httpx.AsyncClient, name: str) -> str:
     response = await client.get(f"/v1/models/{name}/parameters")
     assert response.status_code == 200, response.text
     return str(response.json()["parameters"])
-
-
-class Pause:
-    """Holds a job's worker thread right after its `step`-th optimizer step, until released.
-
-    Installed as the runner's step hook, in front of the metrics' counter.
-    """
-
-    def __init__(self, runner: JobRunner, step: int) -> None:
-        self.runner, self.step, self.seen = runner, step, 0
-        self.reached, self.released = threading.Event(), threading.Event()
-        self.count: Callable[[], None] = runner.count_steps
-        runner.count_steps = self
-
-    def __call__(self) -> None:
-        self.count()
-        self.seen += 1
-        if self.seen == self.step:
-            self.reached.set()
-            assert self.released.wait(30), "the test never released the job"
-
-    async def wait(self) -> None:
-        assert await anyio.to_thread.run_sync(self.reached.wait, 30), "the job never got there"
-
-    def release(self) -> None:
-        self.runner.count_steps = self.count
-        self.released.set()
 
 
 def runner_of(apps: Apps, client: httpx.AsyncClient) -> JobRunner:

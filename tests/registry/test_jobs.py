@@ -288,6 +288,13 @@ def test_an_interrupted_job_reports_the_progress_of_its_last_checkpoint(
     assert (job.state, job.progress) == ("cancelled", {"epoch": 0})
 
 
+def test_its_owner_can_stop_a_job_short_as_interrupted(registry: Registry) -> None:
+    running_job(registry)
+    job = registry.finish_job("j1", ME, "interrupted", {"epoch": 0}, "storage full")
+    assert (job.state, job.error) == ("interrupted", "storage full")
+    assert registry.resume_job("j1", OTHER).state == "queued"
+
+
 def test_heartbeat_refreshes_the_owners_active_jobs(registry: Registry) -> None:
     running_job(registry, "j1", "m1")
     running_job(registry, "j2", "m2")

@@ -1,6 +1,6 @@
 """A full disk under the SQLite and PostgreSQL registries: every write gets 507 storage-full,
 reads keep working, /readyz says ``"storage": "full"``, nothing stored is harmed, and writes
-work again once space has been freed.
+work again once space has been freed; a training job that meets it is interrupted, and resumes.
 
 The storage fills in one of two ways. Fault injection runs everywhere: SQLite's
 ``max_page_count`` (the engine's own SQLITE_FULL, "database or disk is full") and PostgreSQL
@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import psycopg
 import pytest
@@ -31,7 +32,17 @@ from psycopg import sql
 from service.registry import SqliteRegistry
 from tests.api.support import assert_problem
 from tests.jobs.conftest import Apps
-from tests.jobs.support import WIDE, create, model, noisy, parameters_text, wait_for
+from tests.jobs.support import (
+    WIDE,
+    Pause,
+    create,
+    job_of,
+    model,
+    noisy,
+    parameters_text,
+    train,
+    wait_for,
+)
 from tests.ops.test_metrics import scrape, value
 from tests.postgres import PostgresSchemas, schema_url
 
@@ -296,3 +307,38 @@ async def test_a_full_disk_refuses_writes_with_507_and_keeps_what_is_stored(
     (job,) = (await client.get("/v1/jobs")).json()["items"]
     assert (await wait_for(client, job["id"]))["state"] == "succeeded"
     assert (await client.get("/v1/models/kept")).json()["version"] == 4
+
+
+async def test_a_job_that_meets_a_full_disk_is_interrupted_and_resumes(
+    storage: Storage, started: tuple[Apps, httpx.AsyncClient, FastAPI]
+) -> None:
+    """Held after step 12, the disk fills: the checkpoint of epoch 2 (step 16) is refused, and
+    the job is marked interrupted at epoch 1's (once the registry takes the write)."""
+    _, client, app = started
+    await create(client, model("long", WIDE))
+    pause = Pause(app.state.jobs.runner, 12)
+    job = await train(
+        client, "long", dataset=noisy(64), epochs=100_000, batch_size=8, learning_rate=0.01,
+        seed=3,
+    )  # fmt: skip
+    await pause.wait()
+    storage.fill()
+    pause.release()
+    registry = app.state.store.registry
+    with anyio.fail_after(30):
+        while (
+            registry.storage_state() == "ok"
+            and (await job_of(client, job["id"]))["state"] == "running"
+        ):
+            await anyio.sleep(0.02)
+    storage.free()
+    stopped = await wait_for(client, job["id"], ["interrupted"], timeout=30)
+    assert "storage is full" in stopped["error"], stopped
+    assert stopped["checkpoint"] == {"epoch": 1, "step": 8, "version": 2}
+    assert (stopped["epoch"], stopped["step"]) == (1, 8)
+    assert (await client.get("/v1/models/long")).json()["version"] == 2
+    assert (await client.post(f"/v1/jobs/{job['id']}/resume")).status_code == 202
+    await wait_for(client, job["id"], ["running"], step=16)
+    await client.post(f"/v1/jobs/{job['id']}/cancel")
+    done = await wait_for(client, job["id"])
+    assert done["state"] == "cancelled" and done["error"] is None
