@@ -96,10 +96,6 @@ async def forward_answer(
     if as_npy:
         outputs = await ops.outputs(network, params, X, binary=True)
         return binary.npy_response(outputs, headers)
-    named = notation == "named"
-    numbers = answer_numbers(
-        network, Work("forward", rows_of(X), outputs=True, trace=trace, named=named)
-    )
     if not trace:
         outputs = await ops.outputs(network, params, X)
 
@@ -108,7 +104,11 @@ async def forward_answer(
                 model=name, version=model.version, outputs=convert.matrix(outputs)
             )
 
-        return await answers.json_response(ops.store, numbers, build, headers)
+        return await answers.json_response(ops.store, outputs.size, build, headers)
+    named = notation == "named"
+    numbers = answer_numbers(
+        network, Work("forward", rows_of(X), outputs=True, trace=trace, named=named)
+    )
     layers = await ops.trace(network, params, X, named=notation == "named")
 
     def build_traced() -> ForwardResponse:
