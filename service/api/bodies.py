@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
@@ -28,6 +28,86 @@ from service.interop import jsontext
 from service.store import ModelStore
 
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's answer (400)
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+class EmptyBody(Exception):
+    """A request without the body its operation needs (400)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the request body is empty; this operation needs a JSON object (with "
+            "Content-Type: application/json)"
+        )
+
+
+class UnsupportedBody(Exception):
+    """A body of a Content-Type the operation does not read (415); ``supported`` are those it
+    reads."""
+
+    def __init__(self, content_type: str, supported: tuple[str, ...]) -> None:
+        given = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        message = (
+            f"this operation reads a body of type {' or '.join(supported)}; the request has {given}"
+        )
+        if content_type == FORM:
+            message += (
+                " (a form: curl -d sends one; add -H 'Content-Type: application/json' to send JSON)"
+            )
+        super().__init__(message)
+        self.content_type = content_type
+        self.supported = supported
+
+
+def check_body(route: APIRoute, scope: Any, content_type: str | None, empty: bool) -> None:
+    """Refuse a JSON route's request whose body cannot be its JSON: none where one is required
+    (:class:`EmptyBody`), or one of another Content-Type than JSON (:class:`UnsupportedBody`,
+    naming the types the operation reads: JSON and its binary forms on the same path)."""
+    field = route.body_field
+    if field is None:
+        return
+    if empty:
+        if field.field_info.is_required():
+            raise EmptyBody()
+        return
+    if not is_json(content_type):
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        raise UnsupportedBody(media, accepted(scope["app"], route))
+
+
+def accepted(app: Any, route: APIRoute) -> tuple[str, ...]:
+    """The media types ``route``'s operation reads: JSON, and those of the binary routes
+    declared on its path and method (worked out once per app and route)."""
+    known: dict[str, tuple[str, ...]] = app.state.__dict__.setdefault("accepted_media", {})
+    key = f"{sorted(route.methods or ())} {route.path_format}"
+    found = known.get(key)
+    if found is None:
+        types = [JSON]
+        for context in iter_route_contexts(app.routes):
+            other = context.original_route
+            media = getattr(other, "media_types", None)
+            if (
+                media
+                and isinstance(other, APIRoute)
+                and other.path_format == route.path_format
+                and other.methods == route.methods
+            ):
+                types += sorted(media)
+        known[key] = found = tuple(types)
+    return found
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether FastAPI would read a body of ``content_type`` as JSON (its own test)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 def loads(raw: bytes) -> Any:
@@ -88,7 +168,7 @@ class JSONBodies(APIRoute):
             return raw, _Invalid(errors) if errors else value
 
         async def handle(request: Request) -> Response:
-            if not _json_media(request) or MAX_BODY_SIZE_SCOPE_KEY in request.scope:
+            if MAX_BODY_SIZE_SCOPE_KEY in request.scope:
                 return await handler(request)
             try:
                 chunks = [chunk async for chunk in request.stream()]
@@ -96,7 +176,9 @@ class JSONBodies(APIRoute):
                 raise
             except Exception as exc:
                 raise HTTPException(400, UNREADABLE_BODY) from exc
-            if sum(map(len, chunks)) <= answers.LARGE_BODY:
+            size = sum(map(len, chunks))
+            check_body(self, request.scope, request.headers.get("content-type"), size == 0)
+            if size <= answers.LARGE_BODY:
                 request._body = b"".join(chunks)
                 if request._body:  # FastAPI reads no JSON of an empty body
                     request._json = loads(request._body)
@@ -126,16 +208,3 @@ class _Invalid:
 
 
 _STAND_IN = object()  # what FastAPI validates in place of a body found invalid in a worker
-
-
-def _json_media(request: Request) -> bool:
-    """Whether FastAPI reads the request's body as JSON (its own test)."""
-    value = request.headers.get("content-type")
-    if not value:
-        return False
-    message = email.message.Message()
-    message["content-type"] = value
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )

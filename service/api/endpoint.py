@@ -5,16 +5,18 @@ An endpoint function declares, as any route does, its path, query and header par
 body (so the spec documents them), and takes a :class:`Call` (``CallDep``) for what it needs of
 the app and of the request. It returns the :class:`Response`. Its handler, :meth:`Endpoint.answer`:
 
-1. parses and validates a JSON body in one pass from its bytes with the body's schema
+1. validates the path parameters; with an ``If-Match`` header, checks it against the model
+   before anything else of the request counts (404, 412), as a write's precondition;
+2. refuses a body that cannot be the operation's JSON (:func:`bodies.check_body`): none where
+   one is required (400), another Content-Type (415, naming the types the operation reads);
+3. parses and validates the JSON body in one pass from its bytes with the body's schema
    (``model_validate_json``); a large body in a worker process, which sends back its batches
    as arrays (:func:`parse_json`), so that neither the parse nor the millions of Python floats
    it makes hold the server's interpreter lock; a body that is not JSON at all is refused at
-   once (``json_invalid``: 400);
-2. validates the path parameters; with an ``If-Match`` header, checks it against the model
-   before anything else of the request counts (404, 412), as a write's precondition;
-3. validates the query and header parameters with FastAPI's own function; every error, the
-   body's too, is the ``RequestValidationError`` FastAPI would raise, located as FastAPI
-   locates it (``body``, ...), so the problem table answers it as before (422);
+   once (``json_invalid``: 400); then the query and header parameters with FastAPI's own
+   function; every error, the body's too, is the ``RequestValidationError`` FastAPI would
+   raise, located as FastAPI locates it (``body``, ...), so the problem table answers it as
+   before (422);
 4. calls the function.
 
 A body is read and parsed once, whichever way the request came.
@@ -40,6 +42,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from service.api.answers import LARGE_BODY
+from service.api.bodies import check_body
 from service.api.deps import checked_if_match, if_match
 from service.operations import Operations
 from service.settings import Settings
@@ -111,20 +114,23 @@ class Endpoint(APIRoute):
         app = scope["app"]
         headers = Headers(scope=scope)
         call = Call(app.state.ops, app.state.settings, headers, body)
-        parsed: Any = None
-        errors: list[Any] = []
-        if self.body_field is not None:
-            workers = call.ops.workers
-            if len(body) <= LARGE_BODY:
-                parsed, errors = self._parse(headers, body)
-            elif workers is not None and _is_json(headers.get("content-type")):
-                assert self.schema is not None
-                parsed, errors = await workers.run(parse_json, self.schema, body)
-            else:
-                parsed, errors = await call.ops.store.offload(lambda: self._parse(headers, body))
         values, wrong = self.path_params(scope["path_params"])
         if self.if_match is not None and not wrong:
             call.expected_version = await self._precondition(call, values["name"])
+        parsed: Any = None
+        errors: list[Any] = []
+        if self.body_field is not None:
+            check_body(self, scope, headers.get("content-type"), not body)
+            workers = call.ops.workers
+            if not body:
+                pass  # an optional body left out
+            elif len(body) <= LARGE_BODY:
+                parsed, errors = self._parse(body)
+            elif workers is not None:
+                assert self.schema is not None
+                parsed, errors = await workers.run(parse_json, self.schema, body)
+            else:
+                parsed, errors = await call.ops.store.offload(lambda: self._parse(body))
         errors = wrong + errors
         query = scope.get("query_string", b"")
         for params, given in (
@@ -143,17 +149,12 @@ class Endpoint(APIRoute):
         response: Response = await self.endpoint(**values)
         return response
 
-    def _parse(self, headers: Headers, body: bytes) -> tuple[Any, list[Any]]:
+    def _parse(self, body: bytes) -> tuple[Any, list[Any]]:
         """The body validated by its schema, and the errors that it does not, located as
         FastAPI locates them (``body``, ...). A JSON body is parsed and validated in one pass
-        from its bytes; a body that is not JSON at all raises at once (400)."""
+        from its bytes; a body that is not JSON at all raises at once (400). Its Content-Type
+        has been checked (:func:`check_body`)."""
         assert self.body_field is not None and self.schema is not None
-        if not body:
-            return None, [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
-        if not _is_json(headers.get("content-type")):
-            # Bytes of another media type: what FastAPI does, the schema refuses them.
-            parsed, refused = self.body_field.validate(body, {}, loc=("body",))
-            return parsed, list(refused)
         parsed, errors = _validate_json(self.schema, body)
         syntax = next((e for e in errors if e["type"] == "json_invalid"), None)
         if syntax is not None:
@@ -304,11 +305,3 @@ def _offset(body: bytes, reason: str) -> int:
     line, column = int(match[1]), int(match[2])
     lines = body.decode("utf-8", "replace").split("\n")
     return sum(len(text) + 1 for text in lines[: line - 1]) + max(column - 1, 0)
-
-
-def _is_json(content_type: str | None) -> bool:
-    """Whether FastAPI would read a body of ``content_type`` as JSON."""
-    if not content_type:
-        return False
-    kind, _, subtype = content_type.split(";", 1)[0].strip().lower().partition("/")
-    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from service.api.bodies import EmptyBody, UnsupportedBody
 from service.api.headers import version_tag
 from service.core import CoreError, NumericOverflow
 from service.interop import MalformedContent, MalformedHeader, NotAcceptable, UnsupportedContent
@@ -282,6 +283,13 @@ PROBLEMS: dict[type[Exception], Kind] = {
         "Worker lost",
         headers=lambda e: {"Retry-After": "1"},
         log=lambda e: log.error("a worker process ended during a computation"),
+    ),
+    EmptyBody: Kind(400, "malformed-body", "Malformed request body"),
+    UnsupportedBody: Kind(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        headers=lambda e: {"Accept-Post": ", ".join(e.supported)},
     ),
     DatasetTooLarge: Kind(413, "dataset-too-large", "Dataset too large"),
     BodyTooLarge: Kind(

@@ -214,7 +214,21 @@ def compute_cases() -> list[Case]:
                 type_suffix="malformed-body",
             ),
             case("not-an-object", content=b"[[0.23, 0.55]]", pointer_prefix=""),
-            case("empty-body", content=b"", pointer_prefix=""),
+            case("empty-body", 400, content=b"", type_suffix="malformed-body"),
+            case(
+                "json-as-text",
+                415,
+                content=json.dumps(body(SEED_INPUTS)).encode(),
+                headers={"content-type": "text/plain"},
+                type_suffix="unsupported-media-type",
+            ),
+            case(
+                "json-as-form",
+                415,
+                content=json.dumps(body(SEED_INPUTS)).encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+                type_suffix="unsupported-media-type",
+            ),
             case("input-row-of-wrong-width", body=body([[0.23, 0.55, 1.0]]), pointer="/inputs/0"),
             case(
                 "input-rows-of-wrong-width",
