@@ -70,20 +70,29 @@ class Settings(Limits):
         description="Estimated compute time (multiply-adds / compute_rate) from which a "
         "computation runs in a worker process rather than a thread.",
     )
+    compute_process_idle: bool = Field(
+        True,
+        description="Run the worker processes in Linux's SCHED_IDLE class: a request the server "
+        "wakes up for takes the CPU from them at once (a niced process keeps it for the rest "
+        "of its time slice, milliseconds). They hold no lock the server needs, so only their "
+        "own work waits; on a machine whose CPUs other programs keep busy it can wait long. "
+        "false: they run at compute_nice instead.",
+    )
     compute_idle: bool = Field(
         False,
-        description="Run the compute threads and processes in Linux's SCHED_IDLE class "
-        "instead: they give way to the server at once, but a thread holding Python's "
-        "interpreter lock then waits for an idle CPU, and so does the event loop: with other "
-        "busy processes on the machine requests can stall for hundreds of milliseconds. Only "
-        "for a machine the service has to itself.",
+        description="Run the compute threads in Linux's SCHED_IDLE class instead: they give "
+        "way to the event loop at once, but a thread holding Python's interpreter lock then "
+        "waits for an idle CPU, and so does the event loop: with other busy processes on the "
+        "machine requests can stall for hundreds of milliseconds. Only for a machine the "
+        "service has to itself.",
     )
     compute_nice: int = Field(
         10,
         ge=0,
         le=19,
-        description="Without compute_idle, how much lower the CPU priority of the compute "
-        "threads and processes is than that of the event loop (Linux nice; 0: the same).",
+        description="How much lower the CPU priority of the compute threads (without "
+        "compute_idle) and processes (without compute_process_idle) is than that of the event "
+        "loop (Linux nice; 0: the same).",
     )
     malloc_mmap_threshold_mb: int = Field(
         DEFAULT_THRESHOLD_MIB,

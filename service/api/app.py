@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workers=WorkerPool(
             settings.compute_processes,
             settings.compute_nice,
-            settings.compute_idle,
+            settings.compute_process_idle,
             2 * settings.max_request_memory_bytes + settings.max_answer_bytes,
         )
         if settings.compute_processes

@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -203,3 +204,15 @@ async def test_large_json_bodies_parsed_in_a_worker_answer_as_in_the_server(
     assert statuses == [200, 200, 200, 200, 200, 422, 422, 422, 400], statuses
     assert answers["processes"] == answers["threads"]
     assert apps["processes"].state.store.workers._executor is not None, "parsed in a worker"
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE and per-process nice: Linux")
+async def test_workers_run_below_the_server(pool: WorkerPool) -> None:
+    assert await pool.run(os.sched_getscheduler, 0) == os.SCHED_OTHER
+    assert await pool.run(os.getpriority, os.PRIO_PROCESS, 0) >= 10
+    idle = WorkerPool(1, 10, True, 128 * MIB)
+    try:
+        assert await idle.run(os.sched_getscheduler, 0) == os.SCHED_IDLE
+    finally:
+        idle.close()
