@@ -65,7 +65,7 @@ class Settings(Limits):
         "0: those computations run in the compute threads instead.",
     )
     compute_process_seconds: float = Field(
-        0.02,
+        0.1,
         ge=0,
         description="Estimated compute time (multiply-adds / compute_rate) from which a "
         "computation runs in a worker process rather than a thread.",

@@ -92,7 +92,9 @@ class WorkerPool:
         self.processes = processes
         self.memory = memory
         self._nice, self._idle = nice, idle
-        self._threads = max(1, (os.cpu_count() or 1) // processes)
+        # BLAS threads per worker: its share of the CPUs this process may run on (more, on a
+        # process pinned to fewer CPUs, would spin against each other).
+        self._threads = max(1, len(_cpus()) // processes)
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._dir: Path | None = None
@@ -190,6 +192,13 @@ class WorkerPool:
             del self._shared[key]
         with suppress(OSError):
             os.unlink(path)
+
+
+def _cpus() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:

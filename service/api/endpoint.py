@@ -10,7 +10,8 @@ the app and of the request. It returns the :class:`Response`. Its handler, :meth
 2. refuses a body that cannot be the operation's JSON (:func:`bodies.check_body`): none where
    one is required (400), another Content-Type (415, naming the types the operation reads);
 3. parses and validates the JSON body in one pass from its bytes with the body's schema
-   (``model_validate_json``); a large body in a worker process, which sends back its batches
+   (``model_validate_json``); a large body in a worker thread, one over ``PROCESS_BODY`` in a
+   worker process, which sends back its batches
    as arrays (:func:`parse_json`), so that neither the parse nor the millions of Python floats
    it makes hold the server's interpreter lock; a body that is not JSON at all is refused at
    once (``json_invalid``: 400); then the query and header parameters with FastAPI's own
@@ -126,7 +127,7 @@ class Endpoint(APIRoute):
                 pass  # an optional body left out
             elif len(body) <= LARGE_BODY:
                 parsed, errors = self._parse(body)
-            elif workers is not None:
+            elif workers is not None and len(body) > PROCESS_BODY:
                 assert self.schema is not None
                 parsed, errors = await workers.run(parse_json, self.schema, body)
             else:
@@ -264,6 +265,10 @@ def _validate_json(schema: type[BaseModel], body: bytes) -> tuple[Any, list[Any]
     return None, [{**e, "loc": ("body", *e["loc"])} for e in errors]
 
 
+#: Bytes of a JSON body above which it is parsed in a worker process (in a worker thread from
+#: ``LARGE_BODY``): the hop costs a few milliseconds, the parse of a body this large holds the
+#: interpreter lock for tens.
+PROCESS_BODY = 8 << 20
 #: A batch of at least this many numbers goes back from a worker process as an array.
 ARRAY_NUMBERS = 4096
 

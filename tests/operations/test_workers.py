@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.api import endpoint
 from service.api.answers import LARGE_BODY
 from service.api.problems import kind_of
 from service.core import (
@@ -176,8 +177,9 @@ def large_bodies() -> dict[str, bytes]:
 
 @pytest.mark.anyio
 async def test_large_json_bodies_parsed_in_a_worker_answer_as_in_the_server(
-    make_app: AppFactory,
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(endpoint, "PROCESS_BODY", LARGE_BODY)  # these bodies: a worker's
     network = {
         "inputs": 8,
         "layers": [{"units": 16, "activation": "tanh"}, {"units": 2, "activation": "identity"}],
