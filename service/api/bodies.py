@@ -11,7 +11,6 @@ same problem as any other invalid JSON (400, naming the reason and the character
 
 from __future__ import annotations
 
-import email.message
 import json
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -99,15 +98,13 @@ def accepted(app: Any, route: APIRoute) -> tuple[str, ...]:
 
 
 def is_json(content_type: str | None) -> bool:
-    """Whether FastAPI would read a body of ``content_type`` as JSON (its own test)."""
+    """Whether FastAPI would read a body of ``content_type`` as JSON: ``application/json`` or
+    ``application/*+json``, parameters aside (FastAPI's test, without the cost of an email
+    header parser per request)."""
     if not content_type:
         return False
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
+    kind, _, subtype = content_type.split(";", 1)[0].strip().lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def loads(raw: bytes) -> Any:
