@@ -174,6 +174,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     problem = {"$ref": "#/components/schemas/Problem"}
     for operations in spec["paths"].values():
         for operation in operations.values():
+            if "requestBody" in operation:  # refused by bodies.check_body
+                responses = operation["responses"]
+                for status in ("400", "415"):
+                    responses.setdefault(
+                        status, {"description": problems.DESCRIPTIONS[int(status)]}
+                    )
+                operation["responses"] = dict(sorted(responses.items()))
             for status, response in operation["responses"].items():
                 if status.startswith(("4", "5")):
                     response["content"] = {problems.PROBLEM_JSON: {"schema": problem}}

@@ -419,12 +419,13 @@ def install(app: FastAPI) -> None:
 
 
 DESCRIPTIONS = {
-    400: "Malformed body or header",
+    400: "Malformed body or header, or no body where one is needed",
     404: "Unknown model or version",
     409: "Name taken, or the model is being trained by a job (the body names it)",
     412: "If-Match does not match the current version",
     413: "Request body too large, or work whose estimated memory or answer would pass a limit",
-    415: "Unsupported media type",
+    415: "A Content-Type the operation does not read (the problem and Accept-Post name those "
+    "it does)",
     422: "Invalid content (shapes, values, limits, non-finite numbers)",
     503: "Registry unavailable",
     507: "Storage full: nothing was written; reads keep working",
