@@ -39,7 +39,6 @@ T = TypeVar("T")
 # it the thread hop (100-300 µs) would cost more than the arithmetic.
 INLINE_COMPUTE_LIMIT = 200_000
 CAS_RETRIES = 100
-ALL_ROWS = 1 << 62  # a block size that makes any batch one block
 
 
 @dataclass(frozen=True)
