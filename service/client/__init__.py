@@ -9,8 +9,12 @@ and :class:`AsyncClient` (asyncio), with the same methods.
         model = client.get_model("seed")               # a ModelPublic
         outputs = client.forward("seed", [[0.23, 0.55]]).outputs
 
-Answers are the service's own response models (:mod:`service.api.schemas`); every error
-answer raises an :class:`ApiError` subclass chosen by its status (see
+Answers are the client's own Pydantic models (:mod:`service.client.types`: ``ModelPublic``,
+``ForwardResponse``, ``JobPublic``, ...), named and shaped as the wire's fields and read
+tolerantly: fields a newer server adds are ignored, and no size limit of the client's own
+environment applies. Nothing of the server (``service.api``, ``service.core``,
+``service.settings``) is imported. Every error answer raises an :class:`ApiError` subclass
+chosen by its status, and a success answer that does not read :class:`UnexpectedAnswer` (see
 :mod:`service.client.errors`).
 """
 
@@ -26,22 +30,98 @@ from service.client.errors import (
     StorageFull,
     Unauthorized,
     Unavailable,
+    UnexpectedAnswer,
 )
 from service.client.events import Event
 from service.client.sync import Client
+from service.client.types import (
+    BestPublic,
+    CheckpointPublic,
+    DatasetData,
+    DatasetList,
+    DatasetPublic,
+    DeltaFormOut,
+    DeltasOut,
+    DeltaTermOut,
+    ExplainResponse,
+    FactorOut,
+    ForwardResponse,
+    GradientResponse,
+    Health,
+    HistoryEntryPublic,
+    HistoryList,
+    InitPublic,
+    JobList,
+    JobPublic,
+    LayeredParameters,
+    LayerParameters,
+    LayerSpec,
+    LayerTraceOut,
+    ModelList,
+    ModelPublic,
+    NetworkSpec,
+    NodeTraceOut,
+    OptimizerSpec,
+    OptimizerStateIO,
+    ParametersPublic,
+    PathOut,
+    Readiness,
+    StatelessTrainStepResponse,
+    TraceOut,
+    TrainStepResponse,
+    VersionList,
+    VersionPublic,
+)
 
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "BestPublic",
+    "CheckpointPublic",
     "Client",
     "Conflict",
+    "DatasetData",
+    "DatasetList",
+    "DatasetPublic",
+    "DeltaFormOut",
+    "DeltaTermOut",
+    "DeltasOut",
     "Event",
+    "ExplainResponse",
+    "FactorOut",
     "Forbidden",
+    "ForwardResponse",
+    "GradientResponse",
+    "Health",
+    "HistoryEntryPublic",
+    "HistoryList",
+    "InitPublic",
     "InvalidInput",
+    "JobList",
+    "JobPublic",
+    "LayerParameters",
+    "LayerSpec",
+    "LayerTraceOut",
+    "LayeredParameters",
+    "ModelList",
+    "ModelPublic",
+    "NetworkSpec",
+    "NodeTraceOut",
     "NotFound",
+    "OptimizerSpec",
+    "OptimizerStateIO",
+    "ParametersPublic",
+    "PathOut",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "Readiness",
+    "StatelessTrainStepResponse",
     "StorageFull",
+    "TraceOut",
+    "TrainStepResponse",
     "Unauthorized",
     "Unavailable",
+    "UnexpectedAnswer",
+    "VersionList",
+    "VersionPublic",
 ]

@@ -2,13 +2,15 @@
 answer, and the sync and async clients only execute it.
 
 Arguments arrive as plain Python or NumPy and leave as JSON: arrays by ``.tolist()``, NumPy
-scalars by ``.item()``, Pydantic models (a response's ``network`` or ``parameters`` sent back)
-by ``model_dump``.
+scalars by ``.item()``, Pydantic models (an answer's ``network`` or ``parameters`` sent back)
+by ``model_dump``. Nothing of the server is imported: requests are plain JSON, answers are read
+as the client's own types (:mod:`service.client.types`).
 """
 
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -20,7 +22,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from service import __version__
-from service.client.errors import error_for
+from service.client.errors import UnexpectedAnswer, error_for
 
 T_co = TypeVar("T_co", covariant=True)
 M = TypeVar("M", bound=BaseModel)
@@ -33,8 +35,14 @@ Params = dict[str, str | int | float | bool]
 Matrix = Sequence[Sequence[float]] | NDArray[Any]
 #: One sample: a sequence of numbers or a 1-D array.
 Vector = Sequence[float] | NDArray[Any]
-#: A JSON object as a mapping, or a Pydantic model of the API (``network``, ``parameters``).
+#: A JSON object as a mapping, or a Pydantic model (an answer's ``network``, ``parameters``).
 Obj = Mapping[str, Any] | BaseModel
+
+#: What reading a body may raise when it is not what the operation answers with: pydantic's
+#: ValidationError and json's JSONDecodeError are ValueErrors, as is NumPy's refusal of pickled
+#: data; a truncated ``.npy`` or ``.npz`` raises EOFError, OSError or BadZipFile, a missing
+#: array KeyError.
+UNREADABLE = (ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile)
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
@@ -45,7 +53,7 @@ ONNX = "application/onnx"
 class Call(Generic[T_co]):
     """A request (method, path with its names quoted, query, body, headers) and the reading of
     its successful answer; any other answer raises the :class:`~service.client.ApiError` of
-    its status."""
+    its status, a success that does not read :class:`~service.client.UnexpectedAnswer`."""
 
     method: str
     path: str
@@ -59,7 +67,10 @@ class Call(Generic[T_co]):
         """The parsed answer; raises for an error status (the body must have been read)."""
         if not response.is_success:
             raise error_for(response)
-        return self.parse(response)
+        try:
+            return self.parse(response)
+        except UNREADABLE as error:
+            raise UnexpectedAnswer.of(response, error) from error
 
 
 def path(template: str, *names: str) -> str:
@@ -119,7 +130,7 @@ def npy(array: NDArray[Any]) -> bytes:
 
 
 def schema(cls: type[M]) -> Callable[[httpx.Response], M]:
-    """Read a JSON answer as the API's response model ``cls``."""
+    """Read a JSON answer as ``cls``, one of the client's types."""
 
     def parse(response: httpx.Response) -> M:
         return cls.model_validate_json(response.content)

@@ -8,12 +8,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.api.schemas.compute import (
-    ForwardResponse,
-    GradientResponse,
-    StatelessTrainStepResponse,
-    TrainStepResponse,
-)
 from service.client.call import (
     NPY,
     Call,
@@ -28,6 +22,12 @@ from service.client.call import (
     schema,
 )
 from service.client.models import Notation
+from service.client.types import (
+    ForwardResponse,
+    GradientResponse,
+    StatelessTrainStepResponse,
+    TrainStepResponse,
+)
 
 
 def forward(

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from numpy.typing import NDArray
 
-from service.api.schemas.jobs import DatasetData, DatasetList, DatasetPublic
 from service.client.call import NPZ, Call, Matrix, arrays, body, nothing, params, path, schema
+from service.client.types import DatasetData, DatasetList, DatasetPublic
 
 UPLOAD_MEDIA = {"csv": "text/csv", "npz": NPZ, "npy": "application/x-npy"}
 

@@ -2,7 +2,8 @@
 
 ::
 
-    ApiError                 any answer that is not a success (RFC 9457 problem details)
+    ApiError                 any answer that is not a success (RFC 9457 problem details),
+    │                        or one the client cannot read
     ├── InvalidInput         400 malformed body or header, 422 invalid content
     ├── Unauthorized         401 no valid API key
     ├── Forbidden            403 the key's role does not allow the operation
@@ -11,7 +12,9 @@
     ├── PreconditionFailed   412 a stale If-Match
     ├── PayloadTooLarge      413 body or dataset too large
     ├── Unavailable          503 the registry cannot be reached
-    └── StorageFull          507 the registry's storage is full: nothing was written
+    ├── StorageFull          507 the registry's storage is full: nothing was written
+    └── UnexpectedAnswer     a success whose body the client cannot read (not JSON, a field
+                             missing or of another type, a broken array or event stream)
 
 Errors of the transport (connection refused, timeouts) are httpx's own, not wrapped.
 """
@@ -26,8 +29,9 @@ Problem = dict[str, Any]
 
 
 class ApiError(Exception):
-    """The service answered with an error: its ``status``, its ``problem`` body (``type``,
-    ``title``, ``status``, ``detail``, for invalid input ``errors``) and the ``response``."""
+    """The service answered with an error (or with an answer the client cannot read): its
+    ``status``, its ``problem`` body (``type``, ``title``, ``status``, ``detail``, for invalid
+    input ``errors``) and the ``response``."""
 
     def __init__(self, status: int, problem: Problem, response: httpx.Response) -> None:
         self.status = status
@@ -96,6 +100,24 @@ class Unavailable(ApiError):
 class StorageFull(ApiError):
     """507: the registry's storage is full, so nothing was written; reads still work, and
     the write succeeds once space has been freed."""
+
+
+class UnexpectedAnswer(ApiError):
+    """A success answer the client cannot read: a body that is not the JSON, array or event
+    stream the operation answers with (a proxy's page, another service), or whose fields are
+    missing or of another type. Its ``detail`` says what did not read; the error it comes
+    from is its ``__cause__``."""
+
+    @classmethod
+    def of(cls, response: httpx.Response, error: Exception) -> UnexpectedAnswer:
+        """The error for ``response``, whose reading raised ``error``."""
+        problem: Problem = {
+            "type": "about:blank",
+            "title": "Unexpected answer",
+            "status": response.status_code,
+            "detail": f"{type(error).__name__}: {error}"[:2000],
+        }
+        return cls(response.status_code, problem, response)
 
 
 BY_STATUS: dict[int, type[ApiError]] = {

@@ -42,14 +42,17 @@ class EventReader:
         self._data: list[str] = []
 
     def line(self, line: str) -> Event | None:
-        """Take one line (without its line break); the event it completes, if any."""
+        """Take one line (without its line break); the event it completes, if any. A ValueError
+        for an event whose id is not a number or whose data is not a JSON object (the clients
+        raise it as :class:`~service.client.UnexpectedAnswer`)."""
         if line == "":
             event = None
             if self._data:
+                data = json.loads("\n".join(self._data))
+                if not isinstance(data, dict):
+                    raise ValueError(f"an event's data is {type(data).__name__}, not an object")
                 event = Event(
-                    int(self._fields.get("id", "0")),
-                    self._fields.get("event", "message"),
-                    json.loads("\n".join(self._data)),
+                    int(self._fields.get("id", "0")), self._fields.get("event", "message"), data
                 )
             self._fields, self._data = {}, []
             return event

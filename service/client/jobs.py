@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from service.api.schemas.jobs import HistoryList, JobList, JobPublic
 from service.client.call import Call, Matrix, Obj, body, nothing, params, path, schema
+from service.client.types import HistoryList, JobList, JobPublic
 
 #: The states after which a job does nothing more (until it is resumed).
 ENDED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})

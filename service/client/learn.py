@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from service.api.schemas.learn import ExplainResponse
 from service.client.call import (
     Call,
     Matrix,
@@ -18,6 +17,7 @@ from service.client.call import (
     schema,
     text,
 )
+from service.client.types import ExplainResponse
 
 Form = Literal["auto", "paths", "delta"]
 

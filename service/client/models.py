@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from typing import Literal
 
-from service.api.schemas.models import ModelList, ModelPublic, ParametersPublic, VersionList
 from service.client.call import (
     NPZ,
     ONNX,
@@ -21,6 +20,7 @@ from service.client.call import (
     precondition,
     schema,
 )
+from service.client.types import ModelList, ModelPublic, ParametersPublic, VersionList
 
 Notation = Literal["layered", "named"]
 ExportFormat = Literal["json", "onnx", "npz"]

@@ -10,8 +10,6 @@ from typing import TypeVar
 
 import httpx
 
-from service.api.schemas.jobs import DatasetPublic, HistoryEntryPublic, JobPublic
-from service.api.schemas.models import ModelPublic
 from service.client import compute, datasets, health, jobs, learn, models
 from service.client.binding import endpoint
 from service.client.call import (
@@ -22,7 +20,9 @@ from service.client.call import (
     client_headers,
     stream_timeout,
 )
+from service.client.errors import UnexpectedAnswer
 from service.client.events import READ_TIMEOUT_SECONDS, Event, Follower, parse_events
+from service.client.types import DatasetPublic, HistoryEntryPublic, JobPublic, ModelPublic
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -33,8 +33,9 @@ class Client:
     """A client of the service's ``/v1`` API over HTTP, blocking.
 
     ``with Client("http://127.0.0.1:8000", api_key=...) as client: client.forward(...)``.
-    Answers are the API's response models; an error answer raises the
-    :class:`~service.client.ApiError` of its status, a transport failure httpx's error.
+    Answers are the client's own types (:mod:`service.client.types`); an error answer raises
+    the :class:`~service.client.ApiError` of its status (a success that does not read
+    :class:`~service.client.UnexpectedAnswer`), a transport failure httpx's error.
     ``transport`` replaces httpx's (tests pass an ``httpx.MockTransport``).
     """
 
@@ -208,7 +209,10 @@ class Client:
             if not response.is_success:
                 response.read()
                 call.result(response)
-            yield response
+            try:
+                yield response
+            except ValueError as error:  # an event that does not read (EventReader.line)
+                raise UnexpectedAnswer.of(response, error) from error
 
     def _pages(self, page: Callable[[Cursor | None], Call[Page[Item, Cursor]]]) -> Iterator[Item]:
         cursor: Cursor | None = None

@@ -10,8 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.schemas.networks import LayeredParameters, NetworkSpec
-from service.client import NotFound
+from service.client import LayeredParameters, NetworkSpec, NotFound, UnexpectedAnswer
 from service.client.call import (
     Call,
     array,
@@ -51,13 +50,17 @@ def test_numpy_values_become_plain_json() -> None:
     assert type(converted["count"]) is int
 
 
-def test_models_of_the_api_are_sent_back_as_their_json() -> None:
+def test_answers_are_sent_back_as_their_json_with_the_fields_the_client_does_not_know() -> None:
     network = NetworkSpec.model_validate(
-        {"inputs": 2, "layers": [{"units": 1, "activation": "relu"}], "loss": "mean_squared_error"}
+        {
+            "inputs": 2,
+            "layers": [{"units": 1, "activation": "relu", "dropout": 0.5}],
+            "loss": "mean_squared_error",
+        }
     )
     assert plain(network) == {
         "inputs": 2,
-        "layers": [{"units": 1, "activation": "relu"}],
+        "layers": [{"units": 1, "activation": "relu", "dropout": 0.5}],
         "loss": "mean_squared_error",
         "dtype": "float64",
     }
@@ -97,3 +100,5 @@ def test_npy_bodies_round_trip_without_pickle() -> None:
     np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         array(httpx.Response(200, content=objects.getvalue()))
+    with pytest.raises(UnexpectedAnswer, match="pickle"):  # through a call: the client's error
+        Call("POST", "/x", array).result(httpx.Response(200, content=objects.getvalue()))

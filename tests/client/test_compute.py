@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.api.schemas.networks import LayeredParameters
-from service.client import AsyncClient, Client, PreconditionFailed
+from service.client import AsyncClient, Client, LayeredParameters, PreconditionFailed
 from tests.api.support import (
     AFTER_STEP,
     AFTER_STEP_NAMED,

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from service.api.app import create_app
-from service.api.schemas.networks import LayeredParameters
-from service.client import AsyncClient, Client, NotFound
+from service.client import AsyncClient, Client, LayeredParameters, NotFound
 from service.settings import Settings
 from tests.api.support import (
     AFTER_STEP,
