@@ -12,8 +12,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from service.api.schemas.jobs import JobPublic
-from service.client import ApiError, Client
+from service.client import ApiError, Client, JobPublic
 
 JSON = dict[str, Any]
 BAR_WIDTH = 30

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.api.schemas.jobs import JobPublic
-from service.client import Client
+from service.client import Client, JobPublic
 from service.jobs.client import bar, train
 from tests.jobs.support import SMALL, model
 from tests.servers import Server, free_port, start
