@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,7 @@ def request_id(scope: Scope) -> str:
             if SANE_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, as uuid4().hex but a fifth of its cost
 
 
 class RequestLog:
