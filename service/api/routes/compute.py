@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from numpy.typing import ArrayLike, NDArray
+from pydantic_core import to_json
 
 from service.api import answers, binary, convert, endpoint, examples
-from service.api.binary import JSON
 from service.api.convert import Notation
 from service.api.deps import (
     CheckedIfMatch,
@@ -99,10 +99,8 @@ async def forward_answer(
     if not trace:
         outputs = await ops.outputs(network, params, X)
 
-        def build() -> ForwardResponse:
-            return ForwardResponse.model_construct(
-                model=name, version=model.version, outputs=convert.matrix(outputs)
-            )
+        def build() -> dict[str, Any]:  # a ForwardResponse's fields
+            return {"model": name, "version": model.version, "outputs": convert.matrix(outputs)}
 
         return await answers.json_response(ops.store, outputs.size, build, headers)
     named = notation == "named"
@@ -214,8 +212,8 @@ async def train_step_answer(
     """The train-step routes' answer: the new version and the loss before the step."""
     outcome = await ops.train_step(name, X, T, learning_rate, expected)
     version = outcome.record.version
-    answer = TrainStepResponse(model=name, version=version, loss=outcome.loss)
-    return Response(answer.model_dump_json(), headers=etag(version), media_type=JSON)
+    answer = {"model": name, "version": version, "loss": float(outcome.loss)}  # TrainStepResponse
+    return answers.JSONAnswer(to_json(answer), etag(version))
 
 
 def _npz_decoder(settings: Settings) -> Callable[[bytes], tuple[NDArray[Any], NDArray[Any]]]:
