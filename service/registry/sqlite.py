@@ -104,6 +104,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 # Idle connections kept for reuse; more are opened on demand when many threads are busy.
 _MAX_IDLE = 16
+_STATES = 4096  # models whose current state current_state keeps between commits
 _MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
 _MIN_INTEGER, _MAX_INTEGER = -(2**63), 2**63 - 1
 
@@ -152,6 +153,11 @@ class SqliteRegistry(SqlJobs, Registry):
         self._write_lock = threading.Lock()
         self._idle: builtins.list[sqlite3.Connection] = []
         self._closed = False
+        # current_state's connection, the data_version it last read, and the states read since.
+        self._watch_lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        self._seen: int | None = None
+        self._states: dict[str, tuple[int, datetime]] = {}
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -212,14 +218,18 @@ class SqliteRegistry(SqlJobs, Registry):
             yield conn
         except sqlite3.Error as exc:
             broken = True
-            # SQLite has undone the statement or transaction: what was stored is intact.
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
-                self._storage_full = True
-                raise StorageFull(f"sqlite registry {self._path}: {exc}") from exc
-            raise RegistryUnavailable(f"sqlite registry {self._path}: {exc}") from exc
+            raise self._failure(exc) from exc
         finally:
             if conn is not None:
                 self._release(conn, broken)
+
+    def _failure(self, exc: sqlite3.Error) -> RegistryUnavailable | StorageFull:
+        """The registry's error for ``exc``. SQLite has undone the statement or transaction
+        that failed: what was stored is intact."""
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+            self._storage_full = True
+            return StorageFull(f"sqlite registry {self._path}: {exc}")
+        return RegistryUnavailable(f"sqlite registry {self._path}: {exc}")
 
     def _release(self, conn: sqlite3.Connection, broken: bool) -> None:
         with self._lock:
@@ -324,9 +334,36 @@ class SqliteRegistry(SqlJobs, Registry):
             conn.execute("DELETE FROM models WHERE name = ?", (name,))
 
     def current_state(self, name: str) -> tuple[int, datetime]:
-        """Return the model's current version and creation time; ModelNotFound."""
-        with self._connection() as conn:
-            return self._state_of(conn, name)
+        """Return the model's current version and creation time; ModelNotFound.
+
+        The store reads this on every request (its cache's freshness check), so it is answered
+        from memory while nothing was committed since the last read: ``PRAGMA data_version``,
+        on a connection kept for this alone, changes when any other connection (of this
+        process or another) commits; SQLite does not count a connection's own commits, and
+        this one never writes. A request that starts after a write was acknowledged sees it.
+        """
+        with self._watch_lock:
+            try:
+                if self._watch is None:
+                    if self._closed:
+                        raise RegistryUnavailable("registry is closed")
+                    self._watch = self._open_connection()
+                (seen,) = self._watch.execute("PRAGMA data_version").fetchone()
+                if seen != self._seen:
+                    self._states.clear()
+                    self._seen = seen
+                state = self._states.get(name)
+                if state is None:
+                    state = self._state_of(self._watch, name)
+                    if len(self._states) >= _STATES:
+                        self._states.clear()
+                    self._states[name] = state
+                return state
+            except sqlite3.Error as exc:
+                if self._watch is not None:
+                    self._watch.close()
+                    self._watch = None
+                raise self._failure(exc) from exc
 
     @staticmethod
     def _state_of(conn: sqlite3.Connection, name: str) -> tuple[int, datetime]:
@@ -433,5 +470,9 @@ class SqliteRegistry(SqlJobs, Registry):
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+        with self._watch_lock:
+            if self._watch is not None:
+                idle.append(self._watch)
+                self._watch = None
         for conn in idle:
             conn.close()

@@ -10,6 +10,7 @@ import pytest
 from service.registry import (
     InvalidRegistryURL,
     MemoryRegistry,
+    ModelNotFound,
     RegistryUnavailable,
     SqliteRegistry,
     open_registry,
@@ -132,3 +133,34 @@ def test_invalid_url_message_hides_password() -> None:
     assert "s3cret" not in str(info.value)
     assert info.value.url == "postgresql+psycopg://alice:***@db.example/models"
     assert "drop the '+driver' part" in str(info.value)
+
+
+def test_current_state_sees_every_commit_of_another_registry_on_the_file(tmp_path: Path) -> None:
+    """current_state answers from memory between commits (PRAGMA data_version): a commit
+    through another connection, of this registry or of another process's, is seen at once."""
+    path = tmp_path / "r.db"
+    here, there = SqliteRegistry(path), SqliteRegistry(path)
+    try:
+        first = there.create("m", SPEC, bundle(1))
+        assert here.current_state("m") == (1, first.created_at)
+        assert here.current_state("m") == (1, first.created_at)  # from memory
+        there.commit("m", bundle(2), 1, "step", created=first.created_at)
+        assert here.current_state("m") == (2, first.created_at)
+        here.commit("m", bundle(3), 2, "step", created=first.created_at)  # its own writes too
+        assert here.current_state("m") == there.current_state("m") == (3, first.created_at)
+        there.delete("m")
+        with pytest.raises(ModelNotFound):
+            here.current_state("m")
+        again = there.create("m", SPEC, bundle(4))
+        assert here.current_state("m") == (1, again.created_at) != (1, first.created_at)
+        # A write by another program on the file, outside any registry.
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute("UPDATE models SET version = 7 WHERE name = 'm'")
+        conn.close()
+        assert here.current_state("m") == (7, again.created_at)
+    finally:
+        here.close()
+        there.close()
+    with pytest.raises(RegistryUnavailable):
+        here.current_state("m")
