@@ -63,8 +63,8 @@ async def json_response(
     if numbers <= LARGE:
         answer = build()
         if isinstance(answer, BaseModel):
-            body = answer.__pydantic_serializer__.to_json(answer, exclude_none=True)
-            return JSONAnswer(body, headers)
+            content = answer.__pydantic_serializer__.to_json(answer, exclude_none=True)
+            return JSONAnswer(content, headers)
         return JSONAnswer(to_json(answer), headers)
     # Large: built, written and encoded in the worker threads a block at a time, and streamed,
     # so that neither a thread holding the interpreter lock nor one huge write to the socket
@@ -79,7 +79,7 @@ async def json_response(
     return StreamingResponse(body(), media_type="application/json", headers=headers)
 
 
-def _blocks(build: Callable[[], BaseModel]) -> Iterator[bytes]:
+def _blocks(build: Callable[[], BaseModel | dict[str, Any]]) -> Iterator[bytes]:
     """The JSON of ``build()`` in blocks of about ``BLOCK`` bytes."""
     pending: list[str] = []
     size = 0
