@@ -97,7 +97,7 @@ class Endpoint(APIRoute):
             if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
                 raise TypeError(f"{endpoint.__name__}: an Endpoint's body is a Pydantic model")
             self.schema = schema
-        self.path_params = Params(dependant.path_params)
+        self.path_params = Params(dependant.path_params, remember=True)
         self.query_params = Params(dependant.query_params)
         self.header_params = Params(dependant.header_params)
         self.if_match = next(
@@ -174,8 +174,11 @@ class Params:
     with what FastAPI works out per request worked out once: a field's alias and whether it is
     required. Fields of sequence types (repeated query parameters) take FastAPI's own way."""
 
-    def __init__(self, fields: list[ModelField]) -> None:
+    def __init__(self, fields: list[ModelField], *, remember: bool = False) -> None:
         self.fields = fields
+        #: Valid values by what was given, with ``remember`` (path parameters: a few model
+        #: names, each validated once rather than on every request).
+        self.remembered: dict[tuple[Any, ...], dict[str, Any]] | None = {} if remember else None
         self.plain = [
             (f, (_where(f), f.alias)) for f in fields if not _sequence(f.field_info.annotation)
         ]
@@ -195,6 +198,20 @@ class Params:
             return dict(self.defaults), []
         if not self.plain:
             return request_params_to_args(self.fields, given)
+        if self.remembered is None:
+            return self._validate(given)
+        key = tuple(given.get(alias) for _, (_, alias) in self.plain)
+        values = self.remembered.get(key)
+        if values is None:
+            values, errors = self._validate(given)
+            if errors:
+                return values, errors
+            if len(self.remembered) >= REMEMBERED:
+                self.remembered.clear()
+            self.remembered[key] = values
+        return dict(values), []
+
+    def _validate(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         values: dict[str, Any] = {}
         errors: list[Any] = []
         for field, loc in self.plain:
@@ -213,6 +230,9 @@ class Params:
             else:
                 values[field.name] = found
         return values, errors
+
+
+REMEMBERED = 1024  # valid path parameters remembered per route
 
 
 def _where(field: ModelField) -> str:

@@ -27,6 +27,7 @@ from service.api import binary
 from service.api.endpoint import Endpoint
 
 LOG = logging.getLogger("service.api.fastlane")
+PATHS = 1024  # paths whose lane is remembered
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class FastLane:
         self.app = app
         self.fastapi = fastapi
         self._lanes: list[Lane] | None = None
+        #: The lane of each path seen (None: no Endpoint's), with its path parameters.
+        self._paths: dict[str, tuple[Lane, dict[str, str]] | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -91,15 +94,27 @@ class FastLane:
 
     def _find(self, scope: Scope) -> tuple[Endpoint, dict[str, str]] | None:
         """The Endpoint that would serve ``scope``, and its path parameters."""
-        assert self._lanes is not None
         path = scope["path"]
+        try:
+            found = self._paths[path]
+        except KeyError:
+            found = self._paths[path] = self._lane(path)
+            if len(self._paths) > PATHS:
+                self._paths.clear()
+        if found is None:
+            return None
+        lane, params = found
+        if lane.before and any(_takes(r, scope) for r in lane.before):
+            return None
+        return lane.endpoint, dict(params)
+
+    def _lane(self, path: str) -> tuple[Lane, dict[str, str]] | None:
+        """The first lane whose Endpoint's path matches ``path``, and its path parameters."""
+        assert self._lanes is not None
         for lane in self._lanes:
             match = lane.endpoint.path_regex.match(path)
-            if match is None:
-                continue
-            if lane.before and any(_takes(r, scope) for r in lane.before):
-                return None
-            return lane.endpoint, match.groupdict()
+            if match is not None:
+                return lane, match.groupdict()
         return None
 
     async def _answer(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
