@@ -275,22 +275,26 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+# The query parameters of the binary bodies, documented on the JSON operations. None has a
+# schema `default`: Swagger UI would fill it in and send it with the JSON example, which refuses
+# them (:func:`refuse_with_json`). Their defaults are said in words instead.
 TRACE_PARAMETER = _query(
     "trace",
-    {"type": "boolean", "default": False},
-    "With an .npy or .npz body only (a JSON body says it in `trace`): also return every "
-    "layer's net and out.",
+    {"type": "boolean"},
+    "**Binary bodies only** (.npy, .npz): also return every layer's net and out. Default "
+    "false. With a JSON body it is refused (422): the body says it in `trace`.",
 )
 DELTAS_PARAMETER = _query(
     "deltas",
-    {"type": "boolean", "default": False},
-    "With an .npz body only (a JSON body says it in `deltas`): also return dE/dnet.",
+    {"type": "boolean"},
+    "**.npz bodies only**: also return dE/dnet. Default false. With a JSON body it is refused "
+    "(422): the body says it in `deltas`.",
 )
 IMPORT_NAME_PARAMETER = _query(
     "name",
     {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "maxLength": 64},
-    "With an ONNX or .npz body only: the new model's name (default: the ONNX graph's name, "
-    "the archive's model name).",
+    "**Model files only** (ONNX, .npz): the new model's name. Default: the ONNX graph's name, "
+    "the archive's model name. With a JSON body it is refused (422): the body has `name`.",
 )
 IMPORT_LOSS_PARAMETER = _query(
     "loss",
@@ -298,12 +302,31 @@ IMPORT_LOSS_PARAMETER = _query(
         "type": "string",
         "enum": list(LOSSES),
     },
-    "With an ONNX or .npz body only: the network's loss (ONNX has none). Default: the file's "
-    "(`backprop.loss` in ONNX metadata, the archive's network), else cross_entropy for a "
-    "softmax output and half_squared_error otherwise.",
+    "**Model files only** (ONNX, .npz): the network's loss (ONNX has none). Default: the "
+    "file's (`backprop.loss` in ONNX metadata, the archive's network), else cross_entropy for "
+    "a softmax output and half_squared_error otherwise. With a JSON body it is refused (422): "
+    "the body has `network.loss`.",
 )
 LEARNING_RATE_PARAMETER = _query(
     "learning_rate",
     {"type": "number", "exclusiveMinimum": 0},
-    "With an .npz body only (a JSON body says it in `learning_rate`): the step's learning rate.",
+    "**.npz bodies only**: the step's learning rate. Default: the model's optimizer's. With a "
+    "JSON body it is refused (422): the body says it in `learning_rate`.",
 )
+
+
+def refuse_with_json(name: str, value: object, binary_forms: str, instead: str) -> None:
+    """Refuse (422, at the query parameter ``name``) a ``value`` sent with a JSON body for a
+    parameter that applies to ``binary_forms`` only (".npz bodies"): the JSON body would
+    override it silently. ``instead`` says where the body says it. ``None`` (not sent)
+    passes."""
+    if value is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": f"?{name}= applies to {binary_forms} only; {instead}",
+                }
+            ]
+        )

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Path, Query, Request
 
+from service.api import examples
 from service.api.headers import shown, version_tag
 from service.api.problems import MalformedHeaderValue
 from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN
@@ -64,7 +65,8 @@ NamePath = Annotated[
         pattern=NAME_PATTERN,
         max_length=64,
         description="The model's name.",
-        examples=["seed-2-3-3-1"],
+        # On the parameter, not in its schema: Swagger UI shows (and fills in) only these.
+        openapi_examples=examples.path_example("seed", "The worked example's model"),
     ),
 ]
 NotationQuery = Annotated[

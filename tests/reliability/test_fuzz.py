@@ -68,14 +68,14 @@ CHECKS: list[CheckFunction] = [
 
 
 # Models that exist before the fuzzer starts. Two inputs and one output, like the spec's
-# examples (whose path example is "seed-2-3-3-1"), so that the compute operations on stored
+# examples (whose path example is "seed"), so that the compute operations on stored
 # models reach the numeric core and answer 200, not only 404 or 422.
 def _model(layers: list[dict[str, Any]], loss: str, **extra: Any) -> dict[str, Any]:
     return {"network": {"inputs": 2, "layers": layers, "loss": loss}, **extra}
 
 
 KNOWN_MODELS: dict[str, dict[str, Any]] = {
-    "seed-2-3-3-1": _model(
+    "seed": _model(
         [
             {"units": 3, "activation": "relu"},
             {"units": 3, "activation": "relu"},

@@ -47,13 +47,12 @@ LearningRateQuery = Annotated[
     Query(gt=0, allow_inf_nan=False, description="With an .npz body: the step's learning rate."),
 ]
 
-# The JSON routes document the binary bodies' query parameters (openapi_extra), so they check
-# them too: a query the spec forbids must not pass silently.
-HiddenTrace = Annotated[bool | None, Query(alias="trace", include_in_schema=False)]
-HiddenDeltas = Annotated[bool | None, Query(alias="deltas", include_in_schema=False)]
-HiddenRate = Annotated[
-    float | None, Query(alias="learning_rate", gt=0, allow_inf_nan=False, include_in_schema=False)
-]
+# The JSON routes document the binary bodies' query parameters (openapi_extra, where they
+# apply to the binary bodies only), so they take them too, as text, to refuse any value: with
+# a JSON body the body's own field would override them silently.
+HiddenTrace = Annotated[str | None, Query(alias="trace", include_in_schema=False)]
+HiddenDeltas = Annotated[str | None, Query(alias="deltas", include_in_schema=False)]
+HiddenRate = Annotated[str | None, Query(alias="learning_rate", include_in_schema=False)]
 
 # Binary variants, chosen by Content-Type before the JSON routes below (see service.api.binary).
 
@@ -256,6 +255,7 @@ async def forward_model(
     notation: NotationQuery = "layered",
     _trace: HiddenTrace = None,
 ) -> Response:
+    binary.refuse_with_json("trace", _trace, ".npy bodies", 'a JSON body says it in "trace"')
     as_npy = binary.wants_npy(call.headers, trace=body.trace)
     model = await call.ops.store.load(name)
     return await forward_answer(call.ops, name, model, body.inputs, body.trace, notation, as_npy)
@@ -283,6 +283,8 @@ async def gradient_model(
     _trace: HiddenTrace = None,
     _deltas: HiddenDeltas = None,
 ) -> Response:
+    binary.refuse_with_json("trace", _trace, ".npz bodies", 'a JSON body says it in "trace"')
+    binary.refuse_with_json("deltas", _deltas, ".npz bodies", 'a JSON body says it in "deltas"')
     as_npz = binary.wants_npz(call.headers, trace=body.trace)
     model = await call.ops.store.load(name)
     return await gradient_answer(
@@ -311,6 +313,9 @@ async def train_step_model(
     _if_match: IfMatchHeader = None,  # checked before the body is read: call.expected_version
     _learning_rate: HiddenRate = None,
 ) -> Response:
+    binary.refuse_with_json(
+        "learning_rate", _learning_rate, ".npz bodies", 'a JSON body says it in "learning_rate"'
+    )
     return await train_step_answer(
         call.ops, name, body.inputs, body.targets, body.learning_rate, call.expected_version
     )

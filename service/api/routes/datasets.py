@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from service.api import answers, bodies, convert
+from service.api import answers, binary, bodies, convert, examples
 from service.api.deps import StoreDep
 from service.api.problems import problem_responses
 from service.api.routes.jobs import JobsDep
@@ -32,7 +32,12 @@ SUPPORTED = (JSON_TYPE, CSV_TYPE, NPY_TYPE, *NPZ_TYPES)
 
 DatasetPath = Annotated[
     str,
-    Path(pattern=NAME_PATTERN, max_length=64, description="The dataset's name.", examples=["xor"]),
+    Path(
+        pattern=NAME_PATTERN,
+        max_length=64,
+        description="The dataset's name.",
+        openapi_examples=examples.path_example("xor", "The XOR dataset of the create example"),
+    ),
 ]
 
 UPLOAD_BODY: dict[str, Any] = {
@@ -129,15 +134,33 @@ async def create_dataset(
     response: Response,
     name: Annotated[
         str | None,
-        Query(pattern=NAME_PATTERN, max_length=64, description="The name, for uploads."),
+        Query(
+            pattern=NAME_PATTERN,
+            max_length=64,
+            description="**Uploads only** (CSV, .npz, .npy): the dataset's name. With a JSON "
+            'body it is refused (422): the body has `"name"`.',
+        ),
     ] = None,
     input_columns: Annotated[
-        int | None, Query(ge=1, description="CSV and .npy: how many leading columns are inputs.")
+        int | None,
+        Query(
+            ge=1,
+            description="**CSV and .npy uploads only**: how many leading columns are inputs. "
+            "With a JSON body it is refused (422).",
+        ),
     ] = None,
 ) -> DatasetPublic:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in SUPPORTED:
         raise UnsupportedMediaType(media, SUPPORTED)
+    if media == JSON_TYPE:
+        binary.refuse_with_json("name", name, "uploads (CSV, .npz, .npy)", 'a JSON body has "name"')
+        binary.refuse_with_json(
+            "input_columns",
+            input_columns,
+            "CSV and .npy uploads",
+            'a JSON body has "inputs" and "targets" apart',
+        )
     chunks = [chunk async for chunk in request.stream()]
     dataset: Dataset
     if media == JSON_TYPE and sum(len(chunk) for chunk in chunks) > answers.LARGE_BODY:

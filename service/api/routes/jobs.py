@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from fastapi.responses import StreamingResponse
 
 from service import specs
+from service.api import examples
 from service.api.bodies import JSONBodies
 from service.api.deps import NamePath
 from service.api.headers import decimal, shown
@@ -39,7 +40,11 @@ async def get_jobs(request: Request) -> JobStore:
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
 JobIdPath = Annotated[
     str,
-    Path(pattern=JOB_ID_PATTERN, description="The job's id.", examples=["0641f2c3a9b1e07a3c5d"]),
+    Path(
+        pattern=JOB_ID_PATTERN,
+        description="The job's id (`id` of the job, the end of its `Location`).",
+        openapi_examples=examples.path_example("0641f2c3a9b1e07a3c5d", "A job's id"),
+    ),
 ]
 
 TRAIN_EXAMPLES: dict[str, Any] = {

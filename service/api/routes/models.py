@@ -9,7 +9,6 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from starlette.responses import StreamingResponse
 
 from service import specs
@@ -154,24 +153,13 @@ async def create_model(
     store: StoreDep,
     response: Response,
     # For file imports; a JSON body carries its own name and loss, so here they are refused.
-    _name: Annotated[
-        str | None,
-        Query(alias="name", pattern=NAME_PATTERN, max_length=64, include_in_schema=False),
-    ] = None,
-    _loss: Annotated[Loss | None, Query(alias="loss", include_in_schema=False)] = None,
+    _name: Annotated[str | None, Query(alias="name", include_in_schema=False)] = None,
+    _loss: Annotated[str | None, Query(alias="loss", include_in_schema=False)] = None,
 ) -> ModelPublic:
-    given = [name for name, value in (("name", _name), ("loss", _loss)) if value is not None]
-    if given:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", given[0]),
-                    "msg": f"?{given[0]}= is for file imports (ONNX, .npz); a JSON body gives "
-                    "its own name and network.loss",
-                }
-            ]
-        )
+    binary.refuse_with_json("name", _name, "file imports (ONNX, .npz)", 'a JSON body has "name"')
+    binary.refuse_with_json(
+        "loss", _loss, "file imports (ONNX, .npz)", 'a JSON body has "network": {"loss"}'
+    )
     net = convert.network(body.network)
     init: dict[str, Any] | None = None
     if body.parameters is not None:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__, specs
-from service.api import endpoint
+from service.api import endpoint, examples
 from service.api.deps import NamePath, StoreDep, etag
 from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
@@ -41,7 +41,15 @@ INPUT, OUTPUT = "input", "output"
 PLATFORM = "numpy"
 EXTENSIONS = ["binary_tensor_data"]
 
-VersionPath = Annotated[int, Path(ge=1, le=MAX_INTEGER, description="A kept version of the model.")]
+VersionPath = Annotated[
+    int,
+    Path(
+        ge=1,
+        le=MAX_INTEGER,
+        description="A kept version of the model.",
+        openapi_examples=examples.path_example(1, "The version a new model starts at"),
+    ),
+]
 HeaderLength = Annotated[
     str | None,
     Header(

@@ -52,7 +52,7 @@ ModelName = Annotated[
         max_length=64,
         pattern=NAME_PATTERN,
         description=NAME_DESCRIPTION,
-        examples=["seed-2-3-3-1"],
+        examples=["seed"],
     ),
     no_double_dot("model"),
 ]
