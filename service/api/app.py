@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api import auth, docs, fastlane, metrics, problems
+from service.api import auth, docs, example_answers, fastlane, metrics, problems
 from service.api.budget import BudgetedStore
 from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
@@ -160,7 +160,8 @@ def _check_limits(settings: Settings) -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's spec, with every error response documented as the problem+json it is."""
+    """FastAPI's spec, with every error response documented as the problem+json it is, and
+    the seed model's real answers as the response examples (:mod:`example_answers`)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     spec = get_openapi(
@@ -189,6 +190,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas = spec["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    example_answers.document(spec)
     auth.document(spec, app.state.settings)
     app.openapi_schema = spec
     return spec

@@ -244,7 +244,10 @@ def _bearer(scope: Scope) -> tuple[bytes | None, bool]:
 
 
 def install(app: FastAPI, settings: Settings, keys: Mapping[str, Role]) -> None:
-    """Add the middleware (it lets everything through when no key is configured)."""
+    """Add the middleware when keys are configured (without keys every request may do
+    everything, and a layer that only passes requests on would cost each one a call)."""
+    if not keys:
+        return
     app.add_middleware(
         ApiKeys, keys=keys, public=public_paths(settings), public_docs=settings.public_docs
     )

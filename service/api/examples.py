@@ -85,6 +85,7 @@ TRAIN_STEP = _one(
     "The seed's SGD step with learning rate 0.01",
     {"inputs": SEED_INPUTS, "targets": SEED_TARGETS, "learning_rate": 0.01},
 )
+ROLLBACK = _one("Back to version 1 (after a train-step made version 2)", {"version": 1})
 STATELESS_FORWARD = _one(
     "The seed's forward pass",
     {"network": SEED_NETWORK, "parameters": SEED_PARAMETERS, "inputs": SEED_INPUTS, "trace": True},

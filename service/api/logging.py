@@ -20,7 +20,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.metrics import route_template
+from service.api.metrics import Metrics, route_template
 
 ACCESS = logging.getLogger("backprop.access")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -62,11 +62,16 @@ def request_id(scope: Scope) -> str:
 class RequestLog:
     """Pure ASGI: give each HTTP request an id, return it, and log one line when it ends: for
     every request with ``access_log``, else for server errors only (a line per request costs a
-    write per request, as much as a small forward)."""
+    write per request, as much as a small forward). Given the ``metrics``, it also counts and
+    times every request for them (:meth:`Metrics.observe`): one layer, not two, around every
+    request."""
 
-    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, access_log: bool = True, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,9 +89,16 @@ class RequestLog:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
             await send(message)
 
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if metrics is not None:
+                metrics.in_progress.dec()
+                seconds = time.perf_counter() - start
+                metrics.observe(scope["method"], route_template(scope), status, seconds)
             level = logging.ERROR if status >= 500 else logging.INFO
             if (self.access_log or level == logging.ERROR) and ACCESS.isEnabledFor(level):
                 self._log(scope, rid, status, start, level)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from service.registry import JobState, RegistryError
 from service.store import ModelStore
@@ -167,36 +166,6 @@ class RegistryCollector:
         yield jobs
 
 
-class MetricsMiddleware:
-    """Pure ASGI: times every HTTP request and counts it by route template and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # what the client sees when the app fails before answering
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        self.metrics.in_progress.inc()
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self.metrics.in_progress.dec()
-            self.metrics.observe(
-                scope["method"], route_template(scope), status, time.perf_counter() - start
-            )
-
-
 router = APIRouter(tags=["operations"])
 
 
@@ -222,10 +191,10 @@ async def metrics(request: Request) -> Response:
 
 
 def install(app: FastAPI, store: ModelStore) -> Metrics:
-    """Add the middleware and the ``/metrics`` route; the app keeps the metrics in its state."""
+    """Add the ``/metrics`` route; the app keeps the metrics in its state. The request log's
+    middleware (:class:`service.api.logging.RequestLog`) counts and times the requests."""
     collected = Metrics(store)
     app.state.metrics = collected
-    app.add_middleware(MetricsMiddleware, metrics=collected)
     app.include_router(router)
     return collected
 
@@ -258,4 +227,4 @@ def multiprocess_dir(workers: int) -> Iterator[str | None]:
         shutil.rmtree(made, ignore_errors=True)
 
 
-__all__ = ["Metrics", "MetricsMiddleware", "install", "multiprocess_dir", "route_template"]
+__all__ = ["Metrics", "install", "multiprocess_dir", "route_template"]

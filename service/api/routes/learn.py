@@ -218,7 +218,7 @@ async def explain_model(
             result = run()
             if markdown:
                 return explanation_markdown(result, name, model.version).encode()
-            answer = _explanation_out(name, model.version, result)
+            answer = explanation_out(name, model.version, result)
             return answer.model_dump_json(exclude_none=True).encode()
 
         content = await store.offload(render)
@@ -229,7 +229,7 @@ async def explain_model(
         text = explanation_markdown(result, name, model.version)
         return MarkdownResponse(text, headers=etag(model.version))
     response.headers.update(etag(model.version))
-    return _explanation_out(name, model.version, result)
+    return explanation_out(name, model.version, result)
 
 
 def _small_explanation(network: Network) -> bool:
@@ -406,7 +406,8 @@ def _factor(f: Factor) -> FactorOut:
     )
 
 
-def _explanation_out(name: str, version: int, e: Explanation) -> ExplainResponse:
+def explanation_out(name: str, version: int, e: Explanation) -> ExplainResponse:
+    """The answer of explain for the explanation ``e`` of model ``name`` at ``version``."""
     delta = None
     if e.delta is not None:
         d = e.delta

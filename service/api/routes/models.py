@@ -340,7 +340,7 @@ async def list_versions(name: NamePath, store: StoreDep, response: Response) -> 
 )
 async def rollback(
     name: NamePath,
-    body: RollbackRequest,
+    body: Annotated[RollbackRequest, Body(openapi_examples=examples.ROLLBACK)],
     store: StoreDep,
     expected: CheckedIfMatch,
     response: Response,
