@@ -136,9 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     docs.install(app)
     auth.install(app, settings, auth.load_keys(settings))
-    job_store.runner.count_steps = metrics.install(app, store).count_job_step
-    # Outermost: every response gets its X-Request-ID.
-    app.add_middleware(RequestLog, access_log=settings.access_log)
+    collected = metrics.install(app, store)
+    job_store.runner.count_steps = collected.count_job_step
+    # Outermost: every response gets its X-Request-ID, every request is counted and timed.
+    app.add_middleware(RequestLog, access_log=settings.access_log, metrics=collected)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
