@@ -31,7 +31,7 @@ from service.core import (
     mean_gradient,
     train_step,
 )
-from service.operations.cost import Cost, Limits, Work, admit
+from service.operations.cost import Cost, Limits, Work, admit, admit_export
 from service.store import INLINE_COMPUTE_LIMIT, LoadedModel, ModelStore, StepOutcome
 from service.workers import WorkerPool
 
@@ -68,6 +68,11 @@ class Operations:
         """The cost of ``work``, or the refusal that says which limit it passes and what to
         change (:class:`ComputeBudgetExceeded`, :class:`WorkTooLarge`)."""
         return admit(network, work, self.limits)
+
+    def admit_export(self, network: Network, *, binary: bool) -> Cost:
+        """The cost of a model file of ``network`` (JSON text, or ``binary``: ``.npz``, ONNX),
+        or the refusal that says which limit it passes and which format to ask for."""
+        return admit_export(network, binary, self.limits)
 
     async def run(self, network: Network, work: Work, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, a computation of ``work`` on ``network``, once admitted."""

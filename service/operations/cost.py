@@ -180,6 +180,37 @@ def admit(network: Network, work: Work, limits: Limits) -> Cost:
     return cost
 
 
+def admit_export(network: Network, binary: bool, limits: Limits) -> Cost:
+    """The cost of a model file (an export): every parameter once, as JSON text (24 bytes a
+    number) or in the network's dtype (``.npz``, ONNX), and as much again while it is written
+    (its pieces, then the blocks joined from them); :class:`WorkTooLarge` past a limit. No
+    arithmetic: the time is the writing, linear in the answer."""
+    s = network.np_dtype.itemsize
+    P = network.parameter_count
+    answer = P * (s if binary else JSON_NUMBER_BYTES)
+    cost = Cost(multiply_adds=0, seconds=0.0, memory=2 * answer, answer=answer, block_rows=0)
+    if binary:
+        advice = "raise BACKPROP_MAX_ANSWER_BYTES: a binary file holds each number once"
+    else:
+        advice = (
+            f"export as format=npz or format=onnx ({s} bytes a number in {network.dtype}, "
+            f"not {JSON_NUMBER_BYTES} as JSON text)"
+        )
+    if cost.answer > limits.max_answer:
+        raise WorkTooLarge(
+            "answer", cost.answer, limits.max_answer, "BACKPROP_MAX_ANSWER_BYTES", advice
+        )
+    if cost.memory > limits.max_memory:
+        raise WorkTooLarge(
+            "working memory",
+            cost.memory,
+            limits.max_memory,
+            "BACKPROP_MAX_REQUEST_MEMORY_BYTES",
+            advice,
+        )
+    return cost
+
+
 def _advice(work: Work) -> str:
     """What the client can change, the most effective first."""
     steps: list[str] = []

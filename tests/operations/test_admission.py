@@ -180,3 +180,36 @@ async def test_v2_infer_of_a_large_batch_is_served_in_blocks(make_app: AppFactor
         assert response.status_code == 200, response.text
         data = np.array(response.json()["outputs"][0]["data"]).reshape(-1, 1)
         np.testing.assert_allclose(data, reference_outputs(params, X), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.anyio
+async def test_an_export_is_admitted_by_its_size_before_it_is_written(
+    make_app: AppFactory,
+) -> None:
+    # 1-1024-1024-1: 1,052,673 parameters, 24 MiB as JSON text, 8 MiB as .npz, 4 MiB as float32.
+    big = {
+        "inputs": 1,
+        "layers": [
+            {"units": 1024, "activation": "relu"},
+            {"units": 1024, "activation": "relu"},
+            {"units": 1, "activation": "identity"},
+        ],
+        "loss": "half_squared_error",
+    }
+    limits = {"max_request_memory_bytes": 64 * MIB, "max_answer_bytes": 16 * MIB}
+    async with client_for(make_app(**limits)) as client:
+        created = await client.post(
+            "/v1/models", json={"name": "big", "network": big, "init": {"seed": 1}}
+        )
+        assert created.status_code == 201, created.text
+        refused = await client.get("/v1/models/big/export?format=json")
+        problem = assert_problem(refused, 413, type_suffix="/work-too-large")
+        assert "BACKPROP_MAX_ANSWER_BYTES" in problem["detail"]
+        assert "format=npz" in problem["detail"], problem["detail"]
+        assert problem["estimate"] == 1_052_673 * 24 and problem["limit"] == 16 * MIB
+        served = await client.get("/v1/models/big/export?format=npz")
+        assert served.status_code == 200, served.text
+        with np.load(io.BytesIO(served.content)) as archive:
+            assert archive["W1"].shape == (1024, 1024)
+        # What the estimate counts is what is written: the binary file holds each number once.
+        assert 1_052_673 * 8 <= len(served.content) < 1_052_673 * 8 + 64 * 1024

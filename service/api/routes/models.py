@@ -18,6 +18,7 @@ from service.api.deps import (
     CheckedIfMatch,
     NamePath,
     NotationQuery,
+    OpsDep,
     SettingsDep,
     StoreDep,
     etag,
@@ -373,19 +374,21 @@ EXPORT_MEDIA = {"json": "application/json", "onnx": binary.ONNX, "npz": binary.N
                 binary.NPZ: {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        **problem_responses(404, 422),
+        **problem_responses(404, 413, 422),
     },
 )
 async def export_model(
     name: NamePath,
-    store: StoreDep,
+    ops: OpsDep,
     format: Annotated[ExportFormat, Query(description="The file format.")] = "json",
     version: Annotated[
         int | None, Query(ge=1, le=MAX_INTEGER, description="A kept older version.")
     ] = None,
 ) -> Response:
+    store = ops.store
     model = await store.load(name, version)
     spec, net, params = model.record.spec, model.network, model.params
+    ops.admit_export(net, binary=format != "json")
     render: Callable[[], bytes | list[bytes]]
     if format == "onnx":
         render = partial(onnx_io.to_onnx, net, params, name, model.version)
