@@ -91,8 +91,8 @@ def train(
             err.write(f"backprop-service: {exc}\n")
             return 1
         out.write(
-            f"job {job.id}: model {job.model}, {job.epochs} epochs of "
-            f"{job.steps_per_epoch} steps (seed {job.seed})\n"
+            f"job {job.id}: model {job.model}, {_counted(job.epochs, 'epoch')} of "
+            f"{_counted(job.steps_per_epoch, 'step')} (seed {job.seed})\n"
         )
         try:
             final = follow(client, job, out)
@@ -126,3 +126,8 @@ def _cancel(client: Client, job: JobPublic, err: TextIO) -> None:
         client.cancel_job(job.id)
     except (httpx.TransportError, ApiError) as exc:
         err.write(f"\nbackprop-service: could not cancel job {job.id}: {exc}\n")
+
+
+def _counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1 ("1 step", "2 steps")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
