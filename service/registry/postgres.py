@@ -170,10 +170,26 @@ class PostgresRegistry(SqlJobs, Registry):
             reconnect_timeout=_RECONNECT_TIMEOUT,
             name="backprop-registry",
         )
+        # current_state, read on every request (the model cache's freshness check): one
+        # statement in autocommit on a small pool of its own, without the check per checkout
+        # and the BEGIN and COMMIT of a transaction (one round trip instead of four); a
+        # connection found broken is dropped and the read tried once more on another.
+        self._reads: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            kwargs={**self._kwargs, "autocommit": True},
+            min_size=1,
+            max_size=max(2, min(max_size, 4)),
+            open=False,
+            configure=self._configure if schema is not None else None,
+            timeout=timeout,
+            reconnect_timeout=_RECONNECT_TIMEOUT,
+            name="backprop-registry-reads",
+        )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
+            self._reads.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:  # wait() has closed the pool
-            self._closed = True
+            self.close()
             self._unavailable(f"pool not ready within {connect_timeout:g} s", exc)
         except BaseException:
             self.close()
@@ -237,11 +253,17 @@ class PostgresRegistry(SqlJobs, Registry):
         name) to ValueError, DiskFull (SQLSTATE 53100: the transaction was rolled back) to
         StorageFull, any other to RegistryUnavailable.
         """
-        if self._closed:
-            self._unavailable("registry is closed")
-        try:
+        with self._errors():
+            if self._closed:
+                self._unavailable("registry is closed")
             with self._pool.connection() as conn:
                 yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The driver's and the pool's errors as the registry's (see :meth:`_connection`)."""
+        try:
+            yield
         except psycopg.errors.DiskFull as exc:
             self._storage_full = True
             detail = " ".join(str(exc).split())
@@ -337,13 +359,29 @@ class PostgresRegistry(SqlJobs, Registry):
 
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound."""
-        with self._connection() as conn:
-            row = conn.execute(
-                "SELECT version, created_at FROM models WHERE name = %s", (name,)
-            ).fetchone()
+        with self._errors():
+            if self._closed:
+                self._unavailable("registry is closed")
+            try:
+                row = self._read_state(name)
+            except psycopg.OperationalError:
+                # A connection broken while idle (a restart, a failover): the pool has dropped
+                # it; the others that broke with it are replaced before the read once more.
+                self._reads.check()
+                row = self._read_state(name)
         if row is None:
             raise ModelNotFound(name)
         return row[0], _utc(row[1])
+
+    def _read_state(self, name: str) -> tuple[Any, ...] | None:
+        with self._reads.connection() as conn:
+            try:
+                return conn.execute(
+                    "SELECT version, created_at FROM models WHERE name = %s", (name,)
+                ).fetchone()
+            except psycopg.OperationalError:
+                conn.close()  # the pool drops a closed connection rather than lend it again
+                raise
 
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
@@ -450,3 +488,5 @@ class PostgresRegistry(SqlJobs, Registry):
         """Close the pool: idle connections now, busy ones when returned; idempotent."""
         self._closed = True
         self._pool.close()
+        if hasattr(self, "_reads"):  # not yet made when the first pool failed to open
+            self._reads.close()

@@ -287,6 +287,25 @@ def terminate(admin_url: str, application_name: str) -> int:
     return killed
 
 
+def test_current_state_reads_again_on_a_connection_killed_while_idle(
+    postgres_schemas: PostgresSchemas, registries: list[PostgresRegistry]
+) -> None:
+    """current_state, read on every request, runs without the pool's check per checkout: a
+    connection killed while idle (a restart, a failover) fails its read, which is made once
+    more on a new connection, so the request is answered, not refused."""
+    application = f"bp_test_{uuid.uuid4().hex}"
+    target = with_query(postgres_schemas.create(), application_name=application)
+    registries.append(PostgresRegistry(target, timeout=2.0))
+    registry = registries[-1]
+    created = registry.create("m", SPEC, bundle(1))
+    for version in (1, 2, 3):
+        assert registry.current_state("m") == (version, created.created_at)
+        assert terminate(postgres_schemas.base_url, application) >= 1
+        registry.commit("m", bundle(version + 1), version, "put", created=created.created_at)
+        # (The commit above ran on a connection the main pool checked and replaced.)
+    assert registry.current_state("m") == (4, created.created_at)
+
+
 def retry(operation: Callable[[], Any], seconds: float = 15.0) -> Any:
     """Call `operation` until it does not raise RegistryUnavailable; return its result."""
     deadline = time.monotonic() + seconds
