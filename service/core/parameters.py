@@ -119,6 +119,10 @@ def _to_array(
     value: ArrayLike, dtype: np.dtype[np.floating], what: str, pointer: str = ""
 ) -> FloatArray:
     try:
+        if dtype == np.float64 and isinstance(value, list):
+            # Python's floats are float64s: nothing can overflow, and NumPy's errstate would
+            # cost a small request more than the conversion.
+            return np.asarray(value, dtype=dtype)
         with np.errstate(over="ignore"):
             return np.asarray(value, dtype=dtype)
     except (ValueError, TypeError) as exc:
