@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__, specs
-from service.api import endpoint, examples
+from service.api import answers, endpoint, examples
 from service.api.deps import NamePath, StoreDep, etag
 from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
@@ -256,6 +256,6 @@ async def infer_response(
     )
     headers = etag(model.version)
     if json_length is None:
-        return Response(content, headers=headers, media_type="application/json")
+        return answers.JSONAnswer(content, headers)
     headers[codec.HEADER_LENGTH] = str(json_length)
     return Response(content, headers=headers, media_type="application/octet-stream")
