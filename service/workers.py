@@ -12,6 +12,13 @@ memory (``/dev/shm``) and mapped read-only by the workers (:class:`SharedParams`
 sends the file's name, not the numbers. The file is removed when the parameters it holds are no
 longer referenced in the server (the model cache let them go and no request uses them).
 
+Large bytes go the same way, both ways, instead of through the executor's pipe (where
+pickling and unpickling tens of megabytes would hold the server's interpreter lock, and
+the event loop with it, for milliseconds at a time): a body a worker parses is written to
+a file the worker reads (:class:`SharedBytes`), and a large result (an export's bytes, a
+parsed batch's arrays) comes back as its pickle with the arrays and bytes in a file
+(:class:`Shipped`), which the server maps: the arrays it gets are views of that mapping.
+
 The pool starts on the first large computation, from a fork server that has imported the core
 once, so a worker starts in milliseconds and the server's own threads are never forked.
 """
@@ -22,6 +29,7 @@ import asyncio
 import mmap
 import multiprocessing
 import os
+import pickle
 import resource
 import select
 import shutil
@@ -84,6 +92,25 @@ class SharedParams:
     shapes: tuple[tuple[tuple[int, int], tuple[int]], ...]
 
 
+@dataclass(frozen=True)
+class SharedBytes:
+    """Bytes in a shared-memory file: a large argument of a call (a body to parse, given as
+    bytes or as a list of chunks: ``listed``, received as a list of one)."""
+
+    path: str
+    listed: bool
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A large result: its pickle, whose out-of-band buffers (contiguous arrays, large bytes)
+    lie one after the other in a shared-memory file, of ``sizes`` bytes each."""
+
+    pickled: bytes
+    path: str
+    sizes: tuple[int, ...]
+
+
 class WorkerPool:
     """``processes`` worker processes at ``nice`` below the server (or in SCHED_IDLE with
     ``idle``), each limited to ``memory`` bytes of address space above its own start."""
@@ -108,18 +135,42 @@ class WorkerPool:
         if isinstance(fn, partial):
             fn = partial(fn.func, *self._shared_args(fn.args), **fn.keywords)
         executor = self._pool()
+        written: list[str] = []
         try:
-            future = executor.submit(_call, fn, args)
-        except BrokenProcessPool:
-            self._replace(executor)
-            future = self._pool().submit(_call, fn, args)
-        try:
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            self._replace(executor)
-            raise WorkerLost() from None
-        except MemoryError:
-            raise WorkerOutOfMemory(self.memory) from None
+            args = tuple([await self._shared_bytes(a, written) for a in args])
+            try:
+                future = executor.submit(_call, fn, args, self._directory())
+            except BrokenProcessPool:
+                self._replace(executor)
+                future = self._pool().submit(_call, fn, args, self._directory())
+            try:
+                result = await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self._replace(executor)
+                raise WorkerLost() from None
+            except MemoryError:
+                raise WorkerOutOfMemory(self.memory) from None
+        finally:
+            for path in written:
+                with suppress(OSError):
+                    os.unlink(path)
+        return _unshipped(result) if isinstance(result, Shipped) else result  # type: ignore[no-any-return]
+
+    async def _shared_bytes(self, value: Any, written: list[str]) -> Any:
+        """``value``, or when it is large bytes (or a list of chunks of bytes) the file it is
+        written to: written in a thread, where the copy holds no lock the event loop needs."""
+        listed = (
+            isinstance(value, list) and bool(value) and all(isinstance(v, bytes) for v in value)
+        )
+        if not (isinstance(value, bytes) or listed):
+            return value
+        chunks: list[bytes] = value if listed else [value]
+        if sum(len(c) for c in chunks) < SHARE_BYTES:
+            return value
+        fd, path = tempfile.mkstemp(dir=self._directory(), suffix=".in")
+        written.append(path)
+        await asyncio.to_thread(_write_chunks, fd, chunks)
+        return SharedBytes(path, listed)
 
     def _shared_args(self, args: tuple[Any, ...]) -> Iterator[Any]:
         for a in args:
@@ -171,12 +222,17 @@ class WorkerPool:
                 self._executor = None
         _stop(broken)
 
+    def _directory(self) -> Path:
+        """The pool's folder in shared memory (``/dev/shm``, else the temporary folder)."""
+        with self._lock:
+            if self._dir is None:
+                shm = Path("/dev/shm")
+                base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+                self._dir = Path(tempfile.mkdtemp(prefix="backprop-params-", dir=base))
+            return self._dir
+
     def _write(self, params: Params) -> SharedParams:
-        if self._dir is None:
-            shm = Path("/dev/shm")
-            base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-            self._dir = Path(tempfile.mkdtemp(prefix="backprop-params-", dir=base))
-        fd, path = tempfile.mkstemp(dir=self._dir, suffix=".bin")
+        fd, path = tempfile.mkstemp(dir=self._directory(), suffix=".bin")
         with os.fdopen(fd, "wb") as f:
             for layer in params:
                 np.ascontiguousarray(layer.W).tofile(f)
@@ -210,8 +266,6 @@ def _stop(executor: ProcessPoolExecutor) -> None:
         with suppress(OSError, ValueError, AttributeError):
             process.terminate()
 
-
-# -- in the worker process ---------------------------------------------------------------------
 
 _mapped: OrderedDict[str, Params] = OrderedDict()
 
@@ -277,15 +331,67 @@ def _address_space() -> int:
     return 0
 
 
-def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+def _write_chunks(fd: int, chunks: list[bytes]) -> None:
+    with os.fdopen(fd, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+
+
+def _unshipped(shipped: Shipped) -> Any:
+    """In the server: a shipped result, its arrays and bytes (as memoryviews) views of the
+    file's private mapping (copied on write, so the arrays are writable), the file removed."""
+    buffers: list[memoryview] = []
+    if shipped.sizes:
+        with open(shipped.path, "rb") as f:  # the mapping outlives the file
+            whole = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+        at = 0
+        for size in shipped.sizes:
+            buffers.append(whole[at : at + size])
+            at += size
+    with suppress(OSError):
+        os.unlink(shipped.path)
+    return pickle.loads(shipped.pickled, buffers=buffers)
+
+
+# -- in the worker process ---------------------------------------------------------------------
+
+
+def _call(fn: Callable[..., T], args: tuple[Any, ...], directory: Path) -> T | Shipped:
     if isinstance(fn, partial):
         fn = partial(fn.func, *_mapped_args(fn.args), **fn.keywords)
-    return fn(*_mapped_args(args))
+    return _shipped(fn(*_mapped_args(args)), directory)
 
 
 def _mapped_args(args: tuple[Any, ...]) -> Iterator[Any]:
     for a in args:
-        yield _params(a) if isinstance(a, SharedParams) else a
+        if isinstance(a, SharedParams):
+            yield _params(a)
+        elif isinstance(a, SharedBytes):
+            data = Path(a.path).read_bytes()
+            yield [data] if a.listed else data
+        else:
+            yield a
+
+
+def _shipped(result: T, directory: Path) -> T | Shipped:
+    """``result`` as it should travel back: as it is when small, else as a :class:`Shipped`
+    whose buffers (its contiguous arrays, and its bytes when it is bytes or a list of them)
+    are written to a file in ``directory``."""
+    value: Any = result
+    if isinstance(result, bytes):
+        value = pickle.PickleBuffer(result)
+    elif isinstance(result, list) and result and all(isinstance(r, bytes) for r in result):
+        value = [pickle.PickleBuffer(r) for r in result]
+    buffers: list[pickle.PickleBuffer] = []
+    pickled = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    if sum(v.nbytes for v in views) < SHARE_BYTES:
+        return result
+    fd, path = tempfile.mkstemp(dir=directory, suffix=".out")
+    with os.fdopen(fd, "wb") as f:
+        for view in views:
+            f.write(view)
+    return Shipped(pickled, path, tuple(v.nbytes for v in views))
 
 
 def _is_params(value: object) -> bool:

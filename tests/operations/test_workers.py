@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,6 +92,69 @@ async def test_small_parameters_travel_with_the_request(pool: WorkerPool) -> Non
     net = Network(2, (Layer(3, "sigmoid"), Layer(1, "sigmoid")), "half_squared_error")
     params = initialize(net, "xavier_uniform", 1)
     assert pool.share(params) is params
+
+
+def _digest(data: bytes | list[bytes]) -> tuple[str, int, str]:
+    """In a worker: what it received (its kind, size and a hash of its bytes)."""
+    import hashlib
+
+    whole = data if isinstance(data, bytes) else b"".join(data)
+    kind = "bytes" if isinstance(data, bytes) else f"list of {len(data)}"
+    return kind, len(whole), hashlib.sha256(whole).hexdigest()
+
+
+def _made(kind: str, size: int) -> Any:
+    """In a worker: a result of ``size`` bytes of that kind."""
+    data = bytes(range(256)) * (size // 256)
+    if kind == "bytes":
+        return data
+    if kind == "chunks":
+        return [data[: size // 2], data[size // 2 :]]
+    return {"array": np.frombuffer(data, np.float64).copy(), "small": [1, "two"]}
+
+
+def _files(pool: WorkerPool) -> list[Path]:
+    return sorted(pool._directory().glob("*.in")) + sorted(pool._directory().glob("*.out"))
+
+
+@pytest.mark.anyio
+async def test_large_bytes_go_to_a_worker_through_a_file(pool: WorkerPool) -> None:
+    import hashlib
+
+    body = os.urandom(3 * MIB)
+    digest = hashlib.sha256(body).hexdigest()
+    assert await pool.run(_digest, body) == ("bytes", 3 * MIB, digest)
+    # The chunks of a body arrive as one, in a list: what a decoder of joined chunks expects.
+    chunks = [body[:MIB], body[MIB:]]
+    assert await pool.run(_digest, chunks) == ("list of 1", 3 * MIB, digest)
+    assert await pool.run(_digest, body[:1000]) == (
+        "bytes",
+        1000,
+        hashlib.sha256(body[:1000]).hexdigest(),
+    )
+    assert _files(pool) == [], "the files go once the call is answered"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["bytes", "chunks", "array"])
+async def test_large_results_come_back_through_a_file_as_they_are(
+    pool: WorkerPool, kind: str
+) -> None:
+    expected = _made(kind, 4 * MIB)
+    result = await pool.run(_made, kind, 4 * MIB)
+    if kind == "bytes":
+        assert isinstance(result, memoryview) and bytes(result) == expected
+    elif kind == "chunks":
+        assert isinstance(expected, list)
+        assert [bytes(part) for part in result] == expected
+    else:
+        assert isinstance(expected, dict)
+        assert result["small"] == [1, "two"]
+        np.testing.assert_array_equal(result["array"], expected["array"])
+        result["array"][0] = 1.5  # a private mapping: writable, as a received array is
+    assert _files(pool) == [], "the server removes a result's file once it has mapped it"
+    small = await pool.run(_made, "bytes", 1024)
+    assert isinstance(small, bytes) and len(small) == 1024, "small results travel as they are"
 
 
 @pytest.mark.anyio

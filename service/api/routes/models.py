@@ -443,8 +443,8 @@ async def file_response(
             media_type=media_type,
             headers=headers,
         )
-    rendered = await store.isolate(render)
-    if isinstance(rendered, bytes):
+    rendered = await store.isolate(render)  # from a worker process: memoryviews, when large
+    if isinstance(rendered, bytes | memoryview):
         whole = memoryview(rendered)
         parts: list[bytes | memoryview] = [
             whole[start : start + answers.BLOCK] for start in range(0, len(whole), answers.BLOCK)
