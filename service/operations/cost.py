@@ -165,9 +165,15 @@ def admit(network: Network, work: Work, limits: Limits) -> Cost:
         raise ComputeBudgetExceeded(
             cost.multiply_adds, cost.seconds, limits.max_seconds, limits.rate
         )
+    return _within(cost, limits, _advice(work))
+
+
+def _within(cost: Cost, limits: Limits, advice: str) -> Cost:
+    """``cost``, or :class:`WorkTooLarge` with ``advice`` when its answer or its memory would
+    pass its limit."""
     if cost.answer > limits.max_answer:
         raise WorkTooLarge(
-            "answer", cost.answer, limits.max_answer, "BACKPROP_MAX_ANSWER_BYTES", _advice(work)
+            "answer", cost.answer, limits.max_answer, "BACKPROP_MAX_ANSWER_BYTES", advice
         )
     if cost.memory > limits.max_memory:
         raise WorkTooLarge(
@@ -175,7 +181,7 @@ def admit(network: Network, work: Work, limits: Limits) -> Cost:
             cost.memory,
             limits.max_memory,
             "BACKPROP_MAX_REQUEST_MEMORY_BYTES",
-            _advice(work),
+            advice,
         )
     return cost
 
@@ -196,19 +202,7 @@ def admit_export(network: Network, binary: bool, limits: Limits) -> Cost:
             f"export as format=npz or format=onnx ({s} bytes a number in {network.dtype}, "
             f"not {JSON_NUMBER_BYTES} as JSON text)"
         )
-    if cost.answer > limits.max_answer:
-        raise WorkTooLarge(
-            "answer", cost.answer, limits.max_answer, "BACKPROP_MAX_ANSWER_BYTES", advice
-        )
-    if cost.memory > limits.max_memory:
-        raise WorkTooLarge(
-            "working memory",
-            cost.memory,
-            limits.max_memory,
-            "BACKPROP_MAX_REQUEST_MEMORY_BYTES",
-            advice,
-        )
-    return cost
+    return _within(cost, limits, advice)
 
 
 def _advice(work: Work) -> str:

@@ -22,6 +22,17 @@ WIDE = {
     "loss": "half_squared_error",
 }
 
+# 1-1024-1024-1: 1,052,673 parameters.
+BIG = {
+    "inputs": 1,
+    "layers": [
+        {"units": 1024, "activation": "relu"},
+        {"units": 1024, "activation": "relu"},
+        {"units": 1, "activation": "identity"},
+    ],
+    "loss": "half_squared_error",
+}
+
 
 async def create_wide(client: httpx.AsyncClient) -> list[np.ndarray]:
     created = await client.post(
@@ -138,18 +149,9 @@ async def test_work_over_a_limit_gets_413_saying_what_to_change(
 
 @pytest.mark.anyio
 async def test_a_train_step_over_the_memory_limit_commits_nothing(make_app: AppFactory) -> None:
-    big = {
-        "inputs": 1,
-        "layers": [
-            {"units": 1024, "activation": "relu"},
-            {"units": 1024, "activation": "relu"},
-            {"units": 1, "activation": "identity"},
-        ],
-        "loss": "half_squared_error",
-    }
     async with client_for(make_app(**SMALL)) as client:
         created = await client.post(
-            "/v1/models", json={"name": "big", "network": big, "init": {"seed": 1}}
+            "/v1/models", json={"name": "big", "network": BIG, "init": {"seed": 1}}
         )
         assert created.status_code == 201
         response = await client.post(
@@ -187,19 +189,10 @@ async def test_an_export_is_admitted_by_its_size_before_it_is_written(
     make_app: AppFactory,
 ) -> None:
     # 1-1024-1024-1: 1,052,673 parameters, 24 MiB as JSON text, 8 MiB as .npz, 4 MiB as float32.
-    big = {
-        "inputs": 1,
-        "layers": [
-            {"units": 1024, "activation": "relu"},
-            {"units": 1024, "activation": "relu"},
-            {"units": 1, "activation": "identity"},
-        ],
-        "loss": "half_squared_error",
-    }
     limits = {"max_request_memory_bytes": 64 * MIB, "max_answer_bytes": 16 * MIB}
     async with client_for(make_app(**limits)) as client:
         created = await client.post(
-            "/v1/models", json={"name": "big", "network": big, "init": {"seed": 1}}
+            "/v1/models", json={"name": "big", "network": BIG, "init": {"seed": 1}}
         )
         assert created.status_code == 201, created.text
         refused = await client.get("/v1/models/big/export?format=json")
