@@ -50,7 +50,7 @@ TAGS = [
     {"name": "operations", "description": "Health checks and metrics."},
     {
         "name": "datasets",
-        "description": "Training data stored by name: JSON rows, or CSV and .npz uploads.",
+        "description": "Training data stored by name: JSON rows, or CSV, .npz and .npy uploads.",
     },
     {
         "name": "jobs",
