@@ -190,7 +190,16 @@ async def test_an_unknown_datatype_is_a_400(client: httpx.AsyncClient, datatype:
 
 @pytest.mark.parametrize(
     "data",
-    [["0.23", "0.55", "1", "2"], [True, False, True, False], [[0.23, 0.55], [1.0]], [None] * 4],
+    [
+        ["0.23", "0.55", "1", "2"],
+        [True, False, True, False],
+        [[0.23, 0.55], [1.0]],
+        [None] * 4,
+        # Booleans among numbers, which NumPy would read as 1 and 0.
+        [0.23, True, 1.0, 2.0],
+        [[0.23, 0.55], [False, 2.0]],
+        [1, 2, 3, True],
+    ],
 )
 async def test_json_data_that_is_not_numbers_is_a_400(
     client: httpx.AsyncClient, data: list[object]

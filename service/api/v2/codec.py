@@ -328,6 +328,18 @@ def _input(entry: Any, where: str, binary: bytes, offset: int) -> tuple[str, Ten
     return name, _json_data(entry["data"], name, datatype, shape, count, f"{where}/data"), offset
 
 
+def _holds_bool(data: list[Any]) -> bool:
+    """Whether ``data``, a list of numbers or of such lists, holds a JSON ``true`` or ``false``."""
+    pending = [data]
+    while pending:
+        for value in pending.pop():
+            if value is True or value is False:
+                return True
+            if isinstance(value, list):
+                pending.append(value)
+    return False
+
+
 def _json_data(
     data: Any, name: str, datatype: str, shape: list[int], count: int, where: str
 ) -> Tensor:
@@ -356,6 +368,11 @@ def _json_data(
             )
         kind = "integers" if integral else "numbers"
         raise MalformedContent(f"input {shown(name)}: data of {datatype} must be {kind}", where)
+    if values.dtype.kind in "iuf" and _holds_bool(data):  # NumPy reads true as 1, false as 0
+        kind = "integers" if integral else "numbers"
+        raise MalformedContent(
+            f"input {shown(name)}: data of {datatype} must be {kind}, not true or false", where
+        )
     if values.size != count:
         raise MalformedContent(
             f"input {shown(name)}: shape {shape} has {counted(count, 'element')} but data has "
