@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from service.workers import WorkerLost, WorkerOutOfMemory
 log = logging.getLogger("service")
 
 PROBLEM_JSON = "application/problem+json"
+_LINE_COLUMN = re.compile(r"line \d+ column \d+")
 
 
 class ProblemError(BaseModel):
@@ -405,7 +407,9 @@ def install(app: FastAPI) -> None:
         if invalid_json:
             reason = invalid_json[0].get("ctx", {}).get("error", "")
             position = invalid_json[0].get("loc", ("body", 0))[-1]
-            detail = f"the request body is not valid JSON ({reason or 'decode error'} at "
+            # Pydantic's reasons name the line and column already; the character is the body's.
+            joint = "; " if _LINE_COLUMN.search(reason) else " at "
+            detail = f"the request body is not valid JSON ({reason or 'decode error'}{joint}"
             detail += f"character {position})"
             return problem(
                 400, "malformed-body", "Malformed request body", detail, None, request.url.path

@@ -157,9 +157,9 @@ def spliced(body: JSON, where: tuple[str | int, ...], raw: str) -> bytes:
 
 
 def position(detail: str) -> int:
-    """The character a JSON error names: "at character N" (the service's problem) or
-    "(char N)" (a JSONDecodeError's own text)."""
-    found = re.search(r"(?:at character|\(char) (\d+)", detail)
+    """The character a JSON error names: "at character N" or "; character N" (the service's
+    problem) or "(char N)" (a JSONDecodeError's own text)."""
+    found = re.search(r"(?:at character|; character|\(char) (\d+)", detail)
     assert found, f"no position in {detail!r}"
     return int(found[1])
 

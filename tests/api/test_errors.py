@@ -1197,3 +1197,18 @@ def test_limits_fixtures_exceed_the_limits() -> None:
     assert len(network["layers"]) <= LIMITS.max_layers
     assert len(too_many_layers()["layers"]) > LIMITS.max_layers
     assert math.isfinite(HUGE["layers"][0]["weights"][0][0] ** 2)
+
+
+async def test_malformed_json_names_where_once(client: httpx.AsyncClient) -> None:
+    """The problem names the line, the column and the character of the error, each once."""
+    response = await client.post(
+        "/v1/forward",
+        content=b'{"inputs": [[1, 2]',
+        headers={"Content-Type": "application/json"},
+    )
+    problem = response.json()
+    assert response.status_code == 400, problem
+    assert problem["detail"] == (
+        "the request body is not valid JSON "
+        "(EOF while parsing a list at line 1 column 18; character 17)"
+    )
