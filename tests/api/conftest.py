@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.settings import Settings
-from tests.api.support import client_for
+from tests.api.support import Pool, client_for
 from tests.postgres import PostgresSchemas
 
 BACKENDS = ["memory", "sqlite", "postgres"]
@@ -60,3 +60,26 @@ async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a new app on an empty registry (each backend)."""
     async with client_for(make_app()) as c:
         yield c
+
+
+# Modules that use it set anyio_backend module-wide, so that the shared apps live in one event
+# loop with the tests.
+@pytest.fixture(scope="module", params=BACKENDS)
+async def pool(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Pool]:
+    folder = tmp_path_factory.mktemp("registries")
+    schemas = None
+    if request.param == "postgres":
+        schemas = PostgresSchemas(request.getfixturevalue("postgres_url"))
+
+    def url(n: int) -> str:
+        if schemas is not None:
+            return schemas.create()
+        return "memory://" if request.param == "memory" else f"sqlite:///{folder}/r{n}.db"
+
+    shared = Pool(url)
+    yield shared
+    await shared.close()
+    if schemas is not None:
+        schemas.drop_all()

@@ -4,7 +4,7 @@ of backpropagation, tolerant comparisons and problem-response checks."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -12,6 +12,8 @@ import numpy as np
 from fastapi import FastAPI
 from numpy.typing import NDArray
 
+from service.api.app import create_app
+from service.settings import Settings
 from tests.seed import SEED as SEED
 
 JSON = Any
@@ -265,3 +267,49 @@ def reference_sgd(
             for (W, b), (gW, gb) in zip(layers, grads, strict=True)
         ]
     return layers, losses
+
+
+SOFT_NETWORK = {
+    "inputs": 2,
+    "layers": [{"units": 2, "activation": "softmax"}],
+    "loss": "cross_entropy",
+}
+SOFT_PARAMETERS = {"layers": [{"weights": [[0.1, -0.2], [0.3, 0.4]], "biases": [0.0, 0.1]}]}
+
+
+class Pool:
+    """One populated app per backend, shared by the tests of this module (building an app and
+    its first requests is most of a test's time). Each test gets it only in its pristine
+    state: when a test changed anything, the next one gets a new app on new storage."""
+
+    def __init__(self, url: Callable[[int], str]) -> None:
+        self._url = url
+        self._built = 0
+        self._app: FastAPI | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._pristine: JSON = None
+
+    async def client(self) -> httpx.AsyncClient:
+        if self._client is not None and await snapshot(self._client) == self._pristine:
+            return self._client
+        await self.close()
+        self._app = create_app(Settings(registry=self._url(self._built)))
+        self._built += 1
+        self._client = client_for(self._app)
+        await self._client.__aenter__()
+        await create_seed(self._client)
+        created = await self._client.post(
+            "/v1/models",
+            json={"name": "soft", "network": SOFT_NETWORK, "parameters": SOFT_PARAMETERS},
+        )
+        assert created.status_code == 201, created.text
+        self._pristine = await snapshot(self._client)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._app is not None:
+            self._app.state.store.close()
+            self._app = None

@@ -11,12 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from service.api.app import create_app
 from service.api.schemas.common import LIMITS
-from service.settings import Settings
-from tests.api.conftest import BACKENDS
 from tests.api.support import (
     AFTER_STEP,
     JSON,
@@ -26,91 +22,25 @@ from tests.api.support import (
     SEED_PARAMETERS,
     SEED_PARAMETERS_NAMED,
     SEED_TARGETS,
+    SOFT_NETWORK,
+    SOFT_PARAMETERS,
+    Pool,
     assert_problem,
-    client_for,
-    create_seed,
     parameters_of,
     seed_model,
     snapshot,
 )
-from tests.postgres import PostgresSchemas
 
 pytestmark = pytest.mark.anyio
 
 X = "__RAW__"  # stands for a raw JSON token (NaN, Infinity, 1e400) spliced into a body's text
 MB = 1024 * 1024
 
-SOFT_NETWORK = {
-    "inputs": 2,
-    "layers": [{"units": 2, "activation": "softmax"}],
-    "loss": "cross_entropy",
-}
-SOFT_PARAMETERS = {"layers": [{"weights": [[0.1, -0.2], [0.3, 0.4]], "biases": [0.0, 0.1]}]}
-
-
-class Pool:
-    """One populated app per backend, shared by the tests of this module (building an app and
-    its first requests is most of a test's time). Each test gets it only in its pristine
-    state: when a test changed anything, the next one gets a new app on new storage."""
-
-    def __init__(self, url: Callable[[int], str]) -> None:
-        self._url = url
-        self._built = 0
-        self._app: FastAPI | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._pristine: JSON = None
-
-    async def client(self) -> httpx.AsyncClient:
-        if self._client is not None and await snapshot(self._client) == self._pristine:
-            return self._client
-        await self.close()
-        self._app = create_app(Settings(registry=self._url(self._built)))
-        self._built += 1
-        self._client = client_for(self._app)
-        await self._client.__aenter__()
-        await create_seed(self._client)
-        created = await self._client.post(
-            "/v1/models",
-            json={"name": "soft", "network": SOFT_NETWORK, "parameters": SOFT_PARAMETERS},
-        )
-        assert created.status_code == 201, created.text
-        self._pristine = await snapshot(self._client)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-        if self._app is not None:
-            self._app.state.store.close()
-            self._app = None
-
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     """Module-wide, so that the shared apps live in one event loop with the tests."""
     return "asyncio"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-async def pool(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Pool]:
-    folder = tmp_path_factory.mktemp("registries")
-    schemas = None
-    if request.param == "postgres":
-        schemas = PostgresSchemas(request.getfixturevalue("postgres_url"))
-
-    def url(n: int) -> str:
-        if schemas is not None:
-            return schemas.create()
-        return "memory://" if request.param == "memory" else f"sqlite:///{folder}/r{n}.db"
-
-    shared = Pool(url)
-    yield shared
-    await shared.close()
-    if schemas is not None:
-        schemas.drop_all()
 
 
 @pytest.fixture

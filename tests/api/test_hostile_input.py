@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +18,6 @@ import pytest
 from numpy.typing import NDArray
 
 from service.api.schemas.common import MAX_INTEGER
-from tests.api.conftest import BACKENDS
 from tests.api.hostile import (
     BIG,
     DEEP_ARRAYS,
@@ -40,13 +38,12 @@ from tests.api.support import (
     SEED_INPUTS,
     SEED_PARAMETERS,
     SEED_TARGETS,
+    Pool,
     assert_problem,
     parameters_of,
     snapshot,
     version_of,
 )
-from tests.api.test_errors import Pool
-from tests.postgres import PostgresSchemas
 
 pytestmark = pytest.mark.anyio
 
@@ -59,27 +56,6 @@ def postgres_url() -> str:
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-async def pool(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Pool]:
-    folder = tmp_path_factory.mktemp("registries")
-    schemas = None
-    if request.param == "postgres":
-        schemas = PostgresSchemas(request.getfixturevalue("postgres_url"))
-
-    def url(n: int) -> str:
-        if schemas is not None:
-            return schemas.create()
-        return "memory://" if request.param == "memory" else f"sqlite:///{folder}/r{n}.db"
-
-    shared = Pool(url)
-    yield shared
-    await shared.close()
-    if schemas is not None:
-        schemas.drop_all()
 
 
 @pytest.fixture
