@@ -456,7 +456,12 @@ class SqlJobs(JobStorage):
         """interrupted or cancelled -> queued; JobStateConflict, ModelBusy, ModelChanged."""
         now = time.time()
         with self._tx(write=True) as tx:
-            model = self._read_job(tx, job_id).model
+            # The job's state first, as the memory backend checks it (409 before the model's
+            # 404); then the model's row is locked before the job's, and the state read again.
+            job = self._read_job(tx, job_id)
+            if job.state not in RESUMABLE:
+                raise JobStateConflict(job_id, job.state, "be resumed")
+            model = job.model
             current = self._lock_model(tx, model)
             job = self._read_job(tx, job_id, lock=True)
             if job.state not in RESUMABLE:

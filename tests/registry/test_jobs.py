@@ -408,3 +408,16 @@ def test_jobs_and_datasets_survive_a_reopen(reopen_registry: RegistryFactory) ->
     assert (job.state, job.version, job.checkpoint) == ("running", 2, {"epoch": 1})
     assert [e.kind for e in second.job_events("j1")] == ["state", "state", "progress"]
     assert len(second.history("m", 10)) == 1
+
+
+def test_a_job_that_cannot_resume_says_so_whatever_became_of_its_model(
+    registry: Registry,
+) -> None:
+    """Every backend checks the job before its model: an ended job is a JobStateConflict
+    (409), not a ModelNotFound (404), once its model is gone (jobs outlive their models)."""
+    running_job(registry)
+    registry.finish_job("j1", ME, "succeeded", {}, None)
+    registry.delete("m")
+    assert registry.get_job("j1").state == "succeeded"
+    with pytest.raises(JobStateConflict, match="succeeded"):
+        registry.resume_job("j1", ME)
