@@ -110,10 +110,19 @@ class Endpoint(APIRoute):
 
         return handle
 
-    async def answer(self, scope: Scope, body: bytes) -> Response:
-        """The endpoint's answer to the request of ``scope`` with ``body``."""
+    async def answer(self, scope: Scope, received: bytes | list[bytes]) -> Response:
+        """The endpoint's answer to the request of ``scope`` with the body ``received``: its
+        bytes, or the chunks they came in. Chunks are joined where the bytes are needed, but a
+        JSON body for a worker process goes to it as chunks: joining tens of megabytes is a
+        copy that holds the interpreter lock, and the event loop with it."""
         app = scope["app"]
         headers = Headers(scope=scope)
+        chunks = received if isinstance(received, list) else [received]
+        size = sum(len(chunk) for chunk in chunks)
+        workers = app.state.ops.workers
+        to_worker = self.schema is not None and workers is not None and size > PROCESS_BODY
+        # The bytes (an endpoint with a JSON body does not read them once it is parsed).
+        body = b"" if to_worker else chunks[0] if len(chunks) == 1 else b"".join(chunks)
         call = Call(app.state.ops, app.state.settings, headers, body)
         values, wrong = self.path_params(scope["path_params"])
         if self.if_match is not None and not wrong:
@@ -121,15 +130,14 @@ class Endpoint(APIRoute):
         parsed: Any = None
         errors: list[Any] = []
         if self.body_field is not None:
-            check_body(self, scope, headers.get("content-type"), not body)
-            workers = call.ops.workers
-            if not body:
+            check_body(self, scope, headers.get("content-type"), not size)
+            if not size:
                 pass  # an optional body left out
-            elif len(body) <= LARGE_BODY:
+            elif to_worker:
+                assert self.schema is not None and workers is not None
+                parsed, errors = await workers.run(parse_json, self.schema, chunks)
+            elif size <= LARGE_BODY:
                 parsed, errors = self._parse(body)
-            elif workers is not None and len(body) > PROCESS_BODY:
-                assert self.schema is not None
-                parsed, errors = await workers.run(parse_json, self.schema, body)
             else:
                 parsed, errors = await call.ops.store.offload(lambda: self._parse(body))
         errors = wrong + errors
@@ -293,12 +301,15 @@ PROCESS_BODY = 8 << 20
 ARRAY_NUMBERS = 4096
 
 
-def parse_json(schema: type[BaseModel], body: bytes) -> tuple[Any, list[Any]]:
-    """In a worker process: ``body`` validated by ``schema`` with its large batches (lists of
+def parse_json(schema: type[BaseModel], body: bytes | list[bytes]) -> tuple[Any, list[Any]]:
+    """In a worker process: ``body`` (its bytes, or the chunks they came in) validated by
+    ``schema`` with its large batches (lists of
     equal rows of floats, such as ``inputs`` and ``targets``) as float64 arrays, which cross
     back in one copy and which the computations take as they take the batches of binary
     bodies; or the errors, with what they need to be answered (type, place, message) only,
     not the invalid input itself."""
+    if isinstance(body, list):
+        body = b"".join(body)
     parsed, errors = _validate_json(schema, body)
     if errors:
         return None, [

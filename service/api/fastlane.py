@@ -82,12 +82,12 @@ class FastLane:
         if messages[-1]["type"] != "http.request":  # the client went away
             await self.app(scope, _replay(messages, receive), send)
             return
-        body = b"".join(m.get("body", b"") for m in messages)
+        chunks = [m.get("body", b"") for m in messages]  # joined where needed (Endpoint.answer)
         scope["path_params"] = path_params
         scope["route"] = route  # for the metrics and the request log: the route template
         scope["endpoint"] = route.endpoint
         try:
-            response = await route.answer(scope, body)
+            response = await route.answer(scope, chunks)
         except Exception as exc:
             response = await self._answer(scope, _replay(messages, receive), exc)
         await response(scope, receive, send)

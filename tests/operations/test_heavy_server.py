@@ -5,6 +5,7 @@ process tree measured) or refused with the estimate, never 5xx, while another cl
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -94,6 +95,44 @@ def test_heavy_requests_stay_within_the_memory_setting(server: servers.Server) -
     assert set(probe.statuses) == {200}, probe.statuses
     assert probe.worst < HEALTH_BOUND, probe.describe()
     assert os.path.exists(f"/proc/{pid}")  # still serving
+
+
+def test_json_bodies_over_8_mib_are_parsed_in_a_worker_from_their_chunks(
+    server: servers.Server,
+) -> None:
+    """A JSON body over 8 MiB arrives in many chunks and goes to a worker process as they are
+    (not joined on the event loop): it answers as a small body would, the valid one with the
+    numbers of an independent computation, the invalid one with the pointer of its error."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60_000, 10))
+    body = json.dumps({"inputs": X.tolist()}).encode()
+    assert len(body) > 8 * MIB
+    ten = {"inputs": 10, "layers": [{"units": 3, "activation": "identity"}] * 2}
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        created = client.post(
+            "/v1/models",
+            json={"name": "ten", "network": {**ten, "loss": "half_squared_error"}},
+        )
+        assert created.status_code == 201, created.text
+        params = client.get("/v1/models/ten/parameters").json()["parameters"]["layers"]
+        answer = client.post(
+            "/v1/models/ten/forward",
+            content=body,
+            headers={"Content-Type": "application/json", "Accept": "application/x-npy"},
+        )
+        assert answer.status_code == 200, answer.text
+        (W0, b0), (W1, b1) = ((np.array(p["weights"]), np.array(p["biases"])) for p in params)
+        expected = (X @ W0 + b0) @ W1 + b1
+        np.testing.assert_allclose(np.load(io.BytesIO(answer.content)), expected, rtol=1e-9)
+        rows = X.tolist()
+        rows[12_345] = [1.0, 2.0]
+        invalid = client.post(
+            "/v1/models/ten/forward",
+            content=json.dumps({"inputs": rows}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        problem = assert_problem(invalid, 422, pointer="/inputs")
+        assert "row 12345 has 2" in problem["detail"], problem["detail"]
 
 
 def test_a_server_killed_leaves_no_worker_behind() -> None:
