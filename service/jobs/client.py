@@ -2,7 +2,8 @@
 
 The job's Server-Sent Events (read by :meth:`service.client.Client.events`, which resumes a
 dropped connection with ``Last-Event-ID``) drive a one-line progress bar, rewritten with
-``\\r``. Ctrl-C cancels the job.
+``\\r`` on a terminal; into a pipe or a file, one line per epoch instead. Ctrl-C cancels the
+job.
 """
 
 from __future__ import annotations
@@ -40,11 +41,21 @@ def bar(job: JobPublic, data: JSON) -> str:
 def follow(client: Client, job: JobPublic, out: TextIO) -> JSON:
     """Print the job's progress until its ``end`` event; returns that event's data (the job's
     current progress if it had already ended)."""
+    terminal = out.isatty()
+    epoch, written = None, None  # off a terminal: the epoch and the line written last
     for event in client.events(job.id):
-        out.write("\r" + bar(job, event.data))
+        line = bar(job, event.data)
+        if terminal:
+            out.write("\r" + line)
+        elif (event.kind == "progress" and event.data.get("epoch") != epoch) or (
+            event.kind == "end" and line != written
+        ):
+            out.write(line + "\n")
+            epoch, written = event.data.get("epoch"), line
         out.flush()
         if event.kind == "end":
-            out.write("\n")
+            if terminal:
+                out.write("\n")
             return event.data
     return client.get_job(job.id).model_dump(mode="json")
 

@@ -1,5 +1,6 @@
 """The command line's ``train`` (service.jobs.client) through the Python client: the progress
-bar, Ctrl-C cancelling the job (exit status 130), and an unreachable server (1)."""
+bar (redrawn on a terminal, a line per epoch elsewhere), Ctrl-C cancelling the job (exit
+status 130), and an unreachable server (1)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class CtrlC(io.StringIO):
     """Standard output on which the user presses Ctrl-C when the first progress bar shows."""
 
     def write(self, text: str) -> int:
-        if text.startswith("\r["):
+        if text.lstrip("\r").startswith("["):
             raise KeyboardInterrupt
         return super().write(text)
 
@@ -79,3 +80,37 @@ def test_an_unreachable_server_exits_1(capsys: pytest.CaptureFixture[str]) -> No
     status = train(url, "m", "d", epochs=1, batch_size=1, learning_rate=0.1)
     assert status == 1
     assert f"cannot reach {url}" in capsys.readouterr().err
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_the_bar_is_redrawn_on_a_terminal_and_written_a_line_per_epoch_elsewhere(
+    server: Server, terminal: bool
+) -> None:
+    name = f"lines-{terminal}"
+    with Client(server.url) as client:
+        client.create_model(**model(name, SMALL))
+        client.create_dataset(name, [[0.1, 0.2]] * 8, [[0.5]] * 8)
+    out = Terminal() if terminal else io.StringIO()
+    status = train(
+        server.url, name, name, epochs=6, batch_size=2, learning_rate=0.01, seed=1, out=out
+    )
+    assert status == 0
+    lines = out.getvalue().split("\n")
+    assert lines[0].startswith("job ") and lines[-2].startswith("job ") and lines[-1] == ""
+    if terminal:
+        (redrawn,) = lines[1:-2]  # one line, its bar rewritten by every event
+        frames = redrawn.split("\r")[1:]
+        assert len(frames) >= 6 and frames[-1].startswith(f"[{'#' * 30}] 100%  epoch 6/6")
+    else:
+        progress = lines[1:-2]
+        assert "\r" not in out.getvalue()
+        epochs = [line[line.index("epoch") :].split("  ")[0] for line in progress]
+        # A line per epoch, and the end's own when it reads otherwise (no more eta).
+        assert epochs[:6] == [f"epoch {e}/6" for e in range(1, 7)] and len(epochs) <= 7
+        assert progress[-1].startswith(f"[{'#' * 30}] 100%  epoch 6/6  step 24/24  loss ")
+        assert "eta" not in progress[-1]
