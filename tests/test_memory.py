@@ -29,3 +29,36 @@ def test_the_thresholds_are_set_and_results_stay_the_same() -> None:
 
 def test_a_zero_threshold_leaves_the_allocator_alone() -> None:
     assert tune_malloc(0, 0) is False
+
+
+def test_the_process_is_tuned_where_serving_starts_not_by_every_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A serving process (uvicorn's factory) sets the switch interval; an app built and run
+    in a program of its own, a test's, leaves the program's setting alone."""
+    import asyncio
+
+    from service.api.app import app_from_env, create_app
+    from service.settings import Settings
+
+    before = sys.getswitchinterval()
+    monkeypatch.setenv("BACKPROP_REGISTRY", "memory://")
+    monkeypatch.setenv("BACKPROP_SWITCH_INTERVAL_MS", "7")
+    monkeypatch.setenv("BACKPROP_MALLOC_MMAP_THRESHOLD_MB", "0")  # the allocator left alone
+    apps = []
+    try:
+        app = create_app(Settings())
+        apps.append(app)
+
+        async def run() -> None:
+            async with app.router.lifespan_context(app):
+                pass
+
+        asyncio.run(run())
+        assert sys.getswitchinterval() == before
+        apps.append(app_from_env())
+        assert sys.getswitchinterval() == pytest.approx(0.007)
+    finally:
+        sys.setswitchinterval(before)
+        for built in apps:
+            built.state.store.close()

@@ -104,8 +104,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sys.setswitchinterval(settings.switch_interval_ms / 1000)
-        tune_malloc_mib(settings.malloc_mmap_threshold_mb)
         await job_store.start()
         yield
         await job_store.stop()
@@ -198,5 +196,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def app_from_env() -> FastAPI:
-    """The factory uvicorn calls (``--factory``): settings from ``BACKPROP_*``."""
-    return create_app(Settings())
+    """The factory uvicorn calls (``--factory``) in each serving process: settings from
+    ``BACKPROP_*``, and the process tuned for serving (:func:`tune_process`)."""
+    settings = Settings()
+    tune_process(settings)
+    return create_app(settings)
+
+
+def tune_process(settings: Settings) -> None:
+    """Tune the process for serving: the longest a thread holds the interpreter lock while
+    the event loop waits, and the C allocator's thresholds. Process-wide, so done where a
+    serving process starts (:func:`app_from_env`), not by every app: a program or a test that
+    builds apps keeps its own process's settings."""
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
+    tune_malloc_mib(settings.malloc_mmap_threshold_mb)
