@@ -38,7 +38,7 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
@@ -331,7 +331,8 @@ def _address_space() -> int:
     return 0
 
 
-def _write_chunks(fd: int, chunks: list[bytes]) -> None:
+def _write_chunks(fd: int, chunks: Sequence[bytes | memoryview]) -> None:
+    """``chunks`` one after the other into the file ``fd``, which is then closed."""
     with os.fdopen(fd, "wb") as f:
         for chunk in chunks:
             f.write(chunk)
@@ -388,9 +389,7 @@ def _shipped(result: T, directory: Path) -> T | Shipped:
     if sum(v.nbytes for v in views) < SHARE_BYTES:
         return result
     fd, path = tempfile.mkstemp(dir=directory, suffix=".out")
-    with os.fdopen(fd, "wb") as f:
-        for view in views:
-            f.write(view)
+    _write_chunks(fd, views)
     return Shipped(pickled, path, tuple(v.nbytes for v in views))
 
 
