@@ -23,6 +23,8 @@ from service.core import (
     OptimizerState,
     Params,
 )
+from service.registry import Encoded
+from service.registry.codec import encode_arrays
 
 JSON = dict[str, Any]
 
@@ -81,6 +83,12 @@ def pack(params: Params, state: OptimizerState | None = None) -> dict[str, np.nd
         for slot, values in state.slots.items():
             _put(arrays, f"opt.{slot}.", values)
     return arrays
+
+
+def encoded(params: Params) -> Encoded:
+    """:func:`pack`'s bundle encoded as the registry stores it: work for the worker process
+    that made ``params`` (an imported file's), so that the server only passes bytes on."""
+    return Encoded(encode_arrays(pack(params)))
 
 
 def unpack(network: Network, arrays: Mapping[str, np.ndarray]) -> tuple[Params, OptimizerState]:

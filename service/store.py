@@ -29,7 +29,7 @@ from service.core import (
     Params,
     gradient,
 )
-from service.registry import ModelBusy, ModelRecord, Registry, VersionConflict, VersionInfo
+from service.registry import Encoded, ModelBusy, ModelRecord, Registry, VersionConflict, VersionInfo
 from service.threads import LowPriorityPool
 from service.workers import WorkerPool
 
@@ -88,11 +88,12 @@ class ModelStore:
 
     # -- records ------------------------------------------------------------------------------
 
-    async def create(
-        self, name: str, spec: specs.JSON, params: Params, state: OptimizerState | None = None
-    ) -> ModelRecord:
+    async def create(self, name: str, spec: specs.JSON, params: Params | Encoded) -> ModelRecord:
+        """A new model at version 1 with ``params`` (or their bundle, encoded already)."""
+
         def create() -> ModelRecord:  # packing megabytes of arrays is work for a thread too
-            return self.registry.create(name, spec, specs.pack(params, state), "create")
+            arrays = params if isinstance(params, Encoded) else specs.pack(params)
+            return self.registry.create(name, spec, arrays, "create")
 
         return await run_in_threadpool(create)
 

@@ -6,6 +6,7 @@ Storage only; it knows nothing of HTTP or of the neural-network maths.
 from __future__ import annotations
 
 from .base import Arrays, ModelRecord, Registry, Snapshot, StorageState, VersionInfo
+from .codec import Encoded
 from .errors import (
     DatasetExists,
     DatasetInUse,
@@ -47,6 +48,7 @@ __all__ = [
     "DatasetInUse",
     "DatasetNotFound",
     "DatasetRecord",
+    "Encoded",
     "HistoryEntry",
     "InvalidRegistryURL",
     "JobEvent",

@@ -12,6 +12,7 @@ from typing import Any, Literal, Self
 
 from numpy.typing import NDArray
 
+from .codec import Encoded
 from .jobs import JobStorage
 
 Arrays = Mapping[str, NDArray[Any]]
@@ -74,7 +75,7 @@ class Registry(JobStorage, ABC):
 
     @abstractmethod
     def create(
-        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+        self, name: str, spec: dict[str, Any], arrays: Arrays | Encoded, reason: str = "create"
     ) -> ModelRecord:
         """Store a new model at version 1; ModelExists if the name is taken."""
 

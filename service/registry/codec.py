@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,12 +35,39 @@ def _padded(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def encode_arrays(arrays: Mapping[str, NDArray[Any]]) -> bytes:
-    """Encode a bundle of named arrays to bytes, keeping names, order, dtype, shape and bits.
+class Encoded:
+    """A bundle already encoded by :func:`encode_arrays`, stored as it is.
+
+    A model file imported in a worker process comes back encoded there, so that the server
+    stores its bytes without spending the interpreter lock on copying megabytes. It pickles
+    its bytes out of band (protocol 5), so they travel to the server through shared memory;
+    there they arrive as a read-only view of a private mapping that nothing else writes.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data = data.toreadonly() if isinstance(data, memoryview) else data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        if protocol >= 5:
+            return Encoded, (pickle.PickleBuffer(self.data),)
+        return Encoded, (bytes(self.data),)
+
+
+@overload
+def encode_arrays(arrays: Mapping[str, NDArray[Any]]) -> bytes: ...
+@overload
+def encode_arrays(arrays: Mapping[str, NDArray[Any]] | Encoded) -> bytes | memoryview: ...
+def encode_arrays(arrays: Mapping[str, NDArray[Any]] | Encoded) -> bytes | memoryview:
+    """Encode a bundle of named arrays to bytes, keeping names, order, dtype, shape and bits
+    (an :class:`Encoded` bundle: its bytes as they are).
 
     Raises ValueError if a name is not a str or an array is not an ndarray of dtype float64,
     float32 or int64 (either byte order).
     """
+    if isinstance(arrays, Encoded):
+        return arrays.data
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for name, arr in arrays.items():
@@ -65,13 +93,14 @@ def encode_arrays(arrays: Mapping[str, NDArray[Any]]) -> bytes:
     return b"".join(parts)
 
 
-def decode_arrays(data: bytes) -> dict[str, NDArray[Any]]:
+def decode_arrays(data: bytes | memoryview) -> dict[str, NDArray[Any]]:
     """Decode bytes made by `encode_arrays` into a new dict of read-only arrays.
 
-    The arrays are views of an immutable bytes object, so their WRITEABLE flag cannot be set
+    The arrays are views of an immutable bytes object (or of a read-only memoryview, which
+    :class:`Encoded` makes of a mapping nothing writes), so their WRITEABLE flag cannot be set
     back to True. Raises ValueError if the data is malformed.
     """
-    if not isinstance(data, bytes):
+    if not isinstance(data, bytes) and not (isinstance(data, memoryview) and data.readonly):
         data = bytes(data)  # a view of a mutable buffer would make the arrays mutable
     if len(data) < _PREFIX.size:
         raise ValueError("corrupt array bundle: too short")
@@ -82,7 +111,7 @@ def decode_arrays(data: bytes) -> dict[str, NDArray[Any]]:
     if header_len > _MAX_HEADER or offset > len(data):
         raise ValueError("corrupt array bundle: header length out of range")
     try:
-        entries = json.loads(data[_PREFIX.size : offset])["arrays"]
+        entries = json.loads(bytes(data[_PREFIX.size : offset]))["arrays"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"corrupt array bundle: bad header ({exc})") from exc
     if not isinstance(entries, list):

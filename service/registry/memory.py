@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
-from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     ModelExists,
     ModelNotFound,
@@ -24,7 +24,9 @@ from .jobs_memory import MemoryJobs
 class _Version:
     created_at: datetime
     reason: str
-    blob: bytes  # encoded, so neither the caller's input nor our output can alias it
+    # encoded, so neither the caller's input nor our output can alias it (a memoryview: a
+    # read-only one of an imported file's mapping, see codec.Encoded)
+    blob: bytes | memoryview
 
 
 @dataclass
@@ -67,14 +69,14 @@ class MemoryRegistry(MemoryJobs, Registry):
         if self._closed:
             raise RegistryUnavailable("registry is closed")
 
-    def _append(self, model: _Model, blob: bytes, reason: str, now: datetime) -> None:
+    def _append(self, model: _Model, blob: bytes | memoryview, reason: str, now: datetime) -> None:
         model.version += 1
         model.versions[model.version] = _Version(now, reason, blob)
         while len(model.versions) > self.keep_versions:
             del model.versions[next(iter(model.versions))]
 
     def create(
-        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+        self, name: str, spec: dict[str, Any], arrays: Arrays | Encoded, reason: str = "create"
     ) -> ModelRecord:
         """Store a new model at version 1; ModelExists if the name is taken."""
         spec_text, blob = encode_spec(spec), encode_arrays(arrays)

@@ -30,7 +30,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
-from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     InvalidRegistryURL,
     ModelExists,
@@ -292,7 +292,7 @@ class PostgresRegistry(SqlJobs, Registry):
         return row[0], _utc(row[1])
 
     def create(
-        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+        self, name: str, spec: dict[str, Any], arrays: Arrays | Encoded, reason: str = "create"
     ) -> ModelRecord:
         """Store a new model at version 1; ModelExists if the name is taken."""
         spec_text, blob = encode_spec(spec), encode_arrays(arrays)

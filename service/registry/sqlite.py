@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
-from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     ModelExists,
     ModelNotFound,
@@ -271,7 +271,7 @@ class SqliteRegistry(SqlJobs, Registry):
         return version
 
     def create(
-        self, name: str, spec: dict[str, Any], arrays: Arrays, reason: str = "create"
+        self, name: str, spec: dict[str, Any], arrays: Arrays | Encoded, reason: str = "create"
     ) -> ModelRecord:
         """Store a new model at version 1; ModelExists if the name is taken."""
         spec_text, blob, now = encode_spec(spec), encode_arrays(arrays), _now()

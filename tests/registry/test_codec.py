@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from service.registry.codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from service.registry.codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 
 DTYPES: list[np.dtype[Any]] = [np.dtype(code) for code in ("<f8", ">f8", "<f4", "<i8")]
 arrays_strategy: st.SearchStrategy[NDArray[Any]] = hnp.arrays(
@@ -60,6 +61,25 @@ def test_decoding_from_a_mutable_buffer_copies_it() -> None:
     arr = decode_arrays(data)  # type: ignore[arg-type]
     data[-8:] = np.ones(1).tobytes()
     assert arr["x"].tolist() == [0.0, 0.0]
+
+
+def test_decoding_from_a_writable_memoryview_copies_it() -> None:
+    data = bytearray(encode_arrays({"x": np.zeros(2)}))
+    arr = decode_arrays(memoryview(data))
+    data[-8:] = np.ones(1).tobytes()
+    assert arr["x"].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_an_encoded_bundle_pickles_to_the_same_bytes(protocol: int) -> None:
+    blob = encode_arrays({"x": np.arange(3.0), "y": np.ones((2, 2), np.float32)})
+    buffers: list[pickle.PickleBuffer] = []
+    callback = buffers.append if protocol == 5 else None
+    pickled = pickle.dumps(Encoded(blob), protocol, buffer_callback=callback)
+    assert len(buffers) == (1 if protocol == 5 else 0)  # protocol 5: the bytes out of band
+    again = pickle.loads(pickled, buffers=[b.raw() for b in buffers])
+    assert bytes(encode_arrays(again)) == blob
+    assert not isinstance(again.data, memoryview) or again.data.readonly
 
 
 def test_corrupt_bundles_raise_value_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ import pytest
 from numpy.typing import NDArray
 
 from service.registry import (
+    Encoded,
     ModelExists,
     ModelNotFound,
     Registry,
@@ -20,6 +22,7 @@ from service.registry import (
     VersionConflict,
     VersionNotFound,
 )
+from service.registry.codec import encode_arrays
 
 if TYPE_CHECKING:
     from .conftest import RegistryFactory
@@ -169,6 +172,20 @@ def test_arrays_round_trip_bit_exact(
     assert_bit_exact(snap.arrays, arrays)
     assert np.signbit(snap.arrays["special"][1])  # -0.0 kept its sign
     assert snap.arrays["special"][3] != 0  # the subnormal was not flushed to zero
+
+
+def test_a_bundle_encoded_elsewhere_is_stored_as_given_arrays_are(registry: Registry) -> None:
+    """An imported file's bundle comes encoded from a worker process, out of band (a read-only
+    view of the shipped file's mapping): stored and read back as if given as arrays."""
+    buffers: list[pickle.PickleBuffer] = []
+    sent = pickle.dumps(Encoded(encode_arrays(bundle(3))), 5, buffer_callback=buffers.append)
+    received = pickle.loads(sent, buffers=[bytearray(b.raw()) for b in buffers])
+    assert isinstance(received.data, memoryview) and received.data.readonly
+    registry.create("imported", SPEC, received)
+    registry.create("given", SPEC, bundle(3))
+    imported, given = registry.snapshot("imported").arrays, registry.snapshot("given").arrays
+    assert_bit_exact(imported, given)
+    assert not any(a.flags.writeable for a in imported.values())
 
 
 def test_commit_increments_version_and_stores_new_arrays(registry: Registry) -> None:

@@ -39,7 +39,7 @@ from service.api.schemas.networks import InitSpec, LayeredParameters, Loss, Name
 from service.core import Network, Params, check_parameters, initialize
 from service.core.errors import CoreError
 from service.interop import archive, onnx_io
-from service.registry import ModelRecord
+from service.registry import Encoded, ModelRecord
 from service.store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["models"], route_class=JSONBodies)
@@ -103,15 +103,17 @@ async def import_model(
     decode = partial(
         decode_import, onnx=onnx, name=name, loss=loss, max_bytes=settings.max_body_bytes
     )
-    # A large file is read, checked and converted in a worker process.
+    # A large file is read, checked, converted and encoded for the registry in a worker
+    # process; the server passes its bytes on.
     body, net, params = await answers.decoded(store, request, decode, isolate=True)
     return await _store_new(store, response, body, net, params, None)
 
 
 def decode_import(
     content: bytes, *, onnx: bool, name: str | None, loss: str | None, max_bytes: int
-) -> tuple[ModelCreate, Network, Params]:
-    """An ONNX or .npz model file: its model description, network and parameters, checked."""
+) -> tuple[ModelCreate, Network, Encoded]:
+    """An ONNX or .npz model file: its model description, network and parameters, checked,
+    the parameters encoded as the registry stores them."""
     if onnx:
         imported = onnx_io.from_onnx(content)
         fields: dict[str, Any] = {
@@ -126,7 +128,7 @@ def decode_import(
     body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
     net = convert.network(body.network)
     with convert.at("/parameters"):
-        return body, net, check_parameters(net, pairs)
+        return body, net, specs.encoded(check_parameters(net, pairs))
 
 
 @router.post(
@@ -191,7 +193,7 @@ async def _store_new(
     response: Response,
     body: ModelCreate,
     net: Network,
-    params: Params,
+    params: Params | Encoded,
     init: dict[str, Any] | None,
 ) -> ModelPublic:
     """Store a new model made from ``body`` with ``params``; 201 with its Location."""
