@@ -31,10 +31,20 @@ from service.core.explain import (
     explain_each,
     path_count,
 )
+from service.core.gradient_check import (
+    DEFAULT_EPSILON,
+    GradientCheck,
+    InvalidOption,
+    ParameterCheck,
+    checked_count,
+    gradient_check,
+)
 from service.core.initializers import SCHEMES, Scheme, initialize
+from service.core.input_gradients import InputGradient, input_gradient
 from service.core.named import (
     Location,
     from_named,
+    location_of,
     locations,
     node_names,
     parameter_names,
@@ -65,6 +75,7 @@ from service.core.propagation import (
 
 __all__ = [
     "ACTIVATIONS",
+    "DEFAULT_EPSILON",
     "DTYPES",
     "LOSSES",
     "MAX_PATHS",
@@ -80,8 +91,11 @@ __all__ = [
     "Explanation",
     "Factor",
     "FloatArray",
+    "GradientCheck",
     "GradientResult",
+    "InputGradient",
     "InvalidNetwork",
+    "InvalidOption",
     "InvalidTargets",
     "Layer",
     "LayerParams",
@@ -93,6 +107,7 @@ __all__ = [
     "NumericOverflow",
     "Optimizer",
     "OptimizerState",
+    "ParameterCheck",
     "Params",
     "Scheme",
     "ShapeMismatch",
@@ -100,13 +115,17 @@ __all__ = [
     "Trace",
     "UnknownParameter",
     "check_parameters",
+    "checked_count",
     "explain",
     "explain_each",
     "forward",
     "forward_outputs",
     "from_named",
     "gradient",
+    "gradient_check",
     "initialize",
+    "input_gradient",
+    "location_of",
     "locations",
     "mean_gradient",
     "node_names",

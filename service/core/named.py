@@ -49,6 +49,23 @@ def locations(network: Network) -> dict[str, Location]:
     return out
 
 
+def location_of(network: Network, index: int) -> tuple[str, Location]:
+    """The name and place of parameter ``index`` (0-based) in the order of
+    :func:`parameter_names`, found without listing the others (a network may have millions)."""
+    k = index
+    for l, (n_in, n_out) in enumerate(network.shapes):
+        if k < n_in * n_out:
+            i, j = divmod(k, n_out)
+            return f"w{index + 1}", Location("W", l, i, j)
+        k -= n_in * n_out
+    weights = index - k
+    for l, (_, n_out) in enumerate(network.shapes):
+        if k < n_out:
+            return f"b{index - weights + 1}", Location("b", l, -1, k)
+        k -= n_out
+    raise IndexError(f"parameter {index} of a network of {network.parameter_count}")
+
+
 def node_names(network: Network) -> list[list[str]]:
     """Node names per layer, the inputs first: ``[["n1", "n2"], ["n3", "n4", "n5"], ...]``."""
     sizes = [network.inputs, *(layer.units for layer in network.layers)]

@@ -66,12 +66,12 @@ def forward(network: Network, params: Params, X: ArrayLike) -> Trace:
     :class:`NumericOverflow` when a net input would not be finite.
     """
     a = check_batch(network, X)
-    return _forward(network, params, a)
+    return forward_unchecked(network, params, a)
 
 
 def gradient(network: Network, params: Params, X: ArrayLike, T: ArrayLike) -> GradientResult:
     """The loss of the batch ``(X, T)`` and its gradient by backpropagation."""
-    a0, T_arr = _checked_pair(network, X, T)
+    a0, T_arr = checked_pair(network, X, T)
     return _gradient(network, params, a0, T_arr)
 
 
@@ -83,11 +83,11 @@ def forward_outputs(network: Network, params: Params, X: ArrayLike, block_rows: 
     a = check_batch(network, X)
     rows = a.shape[0]
     if rows <= block_rows:
-        return _forward(network, params, a)[-1].out
+        return forward_unchecked(network, params, a)[-1].out
     out = np.empty((rows, network.outputs), dtype=network.np_dtype)
     for start in range(0, rows, block_rows):
         block = slice(start, start + block_rows)
-        out[block] = _forward(network, params, a[block])[-1].out
+        out[block] = forward_unchecked(network, params, a[block])[-1].out
     return out
 
 
@@ -101,7 +101,7 @@ def mean_gradient(
     blocks changes only the order of additions: the result equals that of one pass to a few
     units in the last place (relative 1e-13 in float64, 1e-5 in float32, over 100 blocks).
     """
-    a0, T_arr = _checked_pair(network, X, T)
+    a0, T_arr = checked_pair(network, X, T)
     rows = a0.shape[0]
     if rows <= block_rows:
         result = _gradient(network, params, a0, T_arr)
@@ -141,7 +141,24 @@ def train_step(
     return (loss, *step(optimizer, params, grads, state))
 
 
-def _checked_pair(network: Network, X: ArrayLike, T: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def backward(
+    network: Network, params: Params, trace: Trace, delta: FloatArray
+) -> tuple[FloatArray, ...]:
+    """The deltas of every layer, first to last, from ``delta`` of the last layer (rows, outputs):
+    ``delta_{l-1} = (delta_l @ W_l.T) * f'_{l-1}(net_{l-1})``. Unchecked: the caller checks
+    what it keeps for finiteness (under ``np.errstate(all="ignore")``)."""
+    deltas = [delta]
+    for l in range(len(network.layers) - 1, 0, -1):
+        prev = trace[l - 1]
+        d_out = delta @ params[l].W.T
+        delta = activations.backprop(network.layers[l - 1], prev.net, prev.out, d_out)
+        deltas.append(delta)
+    deltas.reverse()
+    return tuple(deltas)
+
+
+def checked_pair(network: Network, X: ArrayLike, T: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """``X`` and ``T`` checked against the network and its loss, as arrays of its dtype."""
     a0 = check_batch(network, X)
     T_arr = check_targets(network, T, a0.shape[0])
     losses.check_targets_fit_loss(network, T_arr)
@@ -151,21 +168,14 @@ def _checked_pair(network: Network, X: ArrayLike, T: ArrayLike) -> tuple[FloatAr
 def _gradient(
     network: Network, params: Params, a0: FloatArray, T_arr: FloatArray
 ) -> GradientResult:
-    trace = _forward(network, params, a0)
+    trace = forward_unchecked(network, params, a0)
     with np.errstate(all="ignore"):
         loss, delta = losses.loss_and_delta(network, trace[-1].net, trace[-1].out, T_arr)
-        deltas: list[FloatArray] = [delta]
-        grads: list[LayerParams] = []
-        for l in range(len(network.layers) - 1, -1, -1):
-            a_prev = trace[l - 1].out if l > 0 else a0
-            grads.append(LayerParams(a_prev.T @ delta, delta.sum(axis=0)))
-            if l > 0:
-                d_out = delta @ params[l].W.T
-                prev = trace[l - 1]
-                delta = activations.backprop(network.layers[l - 1], prev.net, prev.out, d_out)
-                deltas.append(delta)
-    grads.reverse()
-    deltas.reverse()
+        deltas = backward(network, params, trace, delta)
+        grads = [
+            LayerParams((trace[l - 1].out if l > 0 else a0).T @ d, d.sum(axis=0))
+            for l, d in enumerate(deltas)
+        ]
     if not np.isfinite(loss):
         raise NumericOverflow("the loss is not finite for these inputs and parameters", "")
     # A non-finite delta makes its column of dE/db non-finite (db sums the rows of delta), so
@@ -178,10 +188,12 @@ def _gradient(
                     f"{network.dtype}",
                     f"/layers/{i}",
                 )
-    return GradientResult(loss, tuple(grads), tuple(deltas), trace)
+    return GradientResult(loss, tuple(grads), deltas, trace)
 
 
-def _forward(network: Network, params: Params, a: FloatArray) -> Trace:
+def forward_unchecked(network: Network, params: Params, a: FloatArray) -> Trace:
+    """:func:`forward` of a batch ``a`` already checked (an array of the network's dtype, of
+    its input width); raises :class:`NumericOverflow` as :func:`forward` does."""
     trace: list[LayerTrace] = []
     with np.errstate(all="ignore"):
         for layer, p in zip(network.layers, params, strict=True):
