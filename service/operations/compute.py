@@ -1,5 +1,6 @@
-"""The computations of the service, transport-free: forward, gradient, train-step and the
-forward of V2 inference, on a stored model or on a network sent inline. Each is admitted by
+"""The computations of the service, transport-free: forward, gradient, train-step, input
+gradients, the gradient check and the forward of V2 inference, on a stored model or on a
+network sent inline. Each is admitted by
 its cost (:mod:`service.operations.cost`) before any arithmetic, then placed by that cost
 (:meth:`Operations.place`): inline when tiny, in a worker thread when small, in a worker
 process (:mod:`service.workers`) when large; over large batches in blocks of rows.
@@ -19,15 +20,20 @@ from numpy.typing import ArrayLike
 from service.core import (
     SGD,
     FloatArray,
+    GradientCheck,
     GradientResult,
+    InputGradient,
     Network,
     Optimizer,
     OptimizerState,
     Params,
     Trace,
+    checked_count,
     forward,
     forward_outputs,
     gradient,
+    gradient_check,
+    input_gradient,
     mean_gradient,
     train_step,
 )
@@ -134,6 +140,40 @@ class Operations:
             return await self.place(cost, gradient, network, params, X, T)
         loss, grads = await self.place(cost, mean_gradient, network, params, X, T, cost.block_rows)
         return GradientResult(loss, grads, (), ())
+
+    async def input_gradient(
+        self,
+        network: Network,
+        params: Params,
+        X: ArrayLike,
+        T: ArrayLike,
+        *,
+        jacobian: bool = False,
+        named: bool = False,
+        binary: bool = False,
+    ) -> InputGradient:
+        """The mean loss and its gradient with respect to every input of every row; with
+        ``jacobian`` the outputs' too. The rows in blocks when many."""
+        work = Work("input-gradient", rows_of(X), jacobian=jacobian, named=named, binary=binary)
+        cost = self.admit(network, work)
+        return await self.place(
+            cost, input_gradient, network, params, X, T, cost.block_rows, jacobian
+        )
+
+    async def gradient_check(
+        self,
+        network: Network,
+        params: Params,
+        X: ArrayLike,
+        T: ArrayLike,
+        epsilon: float,
+        sample: int | None,
+    ) -> GradientCheck:
+        """Backpropagation against central differences for every parameter, or ``sample`` of
+        them (the batch whole)."""
+        work = Work("gradient-check", rows_of(X), checked=checked_count(network, sample))
+        cost = self.admit(network, work)
+        return await self.place(cost, gradient_check, network, params, X, T, epsilon, sample)
 
     async def step(
         self,

@@ -14,6 +14,15 @@ The estimates, for ``N`` rows, ``P`` parameters, ``U`` units in all, ``w`` the w
   (the deltas too, and the temporaries of the backward pass) plus the gradients; a train-step
   adds the new parameters and optimizer state (tests/operations/test_cost.py checks these
   against measured peaks);
+- input gradients: ``2 N P`` multiply-adds (the forward pass and the backward pass to the
+  inputs, without the weights' gradients) and ``N P`` more per output with the Jacobian (a
+  backward pass each), in blocks of rows like a gradient, the answer's arrays (``N inputs``,
+  and ``N outputs inputs`` for the Jacobian) whole beside them;
+- a gradient check of ``m`` parameters: a gradient (``3 N P``) and two forward passes per
+  parameter checked (``2 m N P`` at most: a perturbation of a later layer recomputes only the
+  layers from it), on the whole batch; its memory that of a gradient of every row plus the
+  float64 trace it restarts from and one pass (``8 N (inputs + 4 U + 4 w)``) and a float64 copy
+  of the parameters; its answer ``ENTRY_NUMBERS`` a parameter;
 - answer: every number it holds, 24 bytes each as JSON text (the longest float64 is 23
   characters and a separator) and its own size in a binary format. A JSON answer is also built
   as Python lists first (32 bytes a number) before it is written.
@@ -30,13 +39,16 @@ from typing import Literal
 
 from service.core import Network
 
-Kind = Literal["forward", "gradient", "train-step"]
+Kind = Literal["forward", "gradient", "train-step", "input-gradient", "gradient-check"]
 
 BACKWARD_FACTOR = 3
 JSON_NUMBER_BYTES = 24  # the text of a float64 and its separator, at most
 PYTHON_NUMBER_BYTES = 32  # a float object and its slot in a list
 BLOCK_BYTES = 64 << 20  # working memory of one block of rows
 MIB = 1 << 20
+#: What one parameter's entry of a gradient check costs in the answer, in numbers: its three
+#: numbers, and its names and keys (about 60 characters).
+ENTRY_NUMBERS = 6
 
 
 @dataclass(frozen=True)
@@ -68,11 +80,16 @@ class Work:
     named: bool = False
     #: The outputs (rows x outputs) are part of the answer (a forward's).
     outputs: bool = False
+    #: The Jacobian of the outputs with respect to the inputs (input gradients).
+    jacobian: bool = False
+    #: The parameters a gradient check checks.
+    checked: int = 0
 
     @property
     def blocked(self) -> bool:
-        """Whether the rows may be processed in blocks: nothing per row but the outputs is kept."""
-        return not (self.trace or self.deltas)
+        """Whether the rows may be processed in blocks: nothing per row but the outputs (or the
+        input gradients) is kept; a gradient check takes the batch whole."""
+        return not (self.trace or self.deltas or self.kind == "gradient-check")
 
 
 @dataclass(slots=True)
@@ -102,12 +119,18 @@ class WorkTooLarge(Exception):
 class ComputeBudgetExceeded(Exception):
     """A computation would take longer than the budget allows."""
 
-    def __init__(self, multiply_adds: int, seconds: float, budget: float, rate: float) -> None:
+    def __init__(
+        self,
+        multiply_adds: int,
+        seconds: float,
+        budget: float,
+        rate: float,
+        advice: str = "send fewer rows per request or use a training job",
+    ) -> None:
         super().__init__(
             f"this request needs about {multiply_adds:.3g} multiply-adds, an estimated "
             f"{seconds:.3g} s at {rate:.3g} per second, above the compute budget of {budget:g} s "
-            "per request (BACKPROP_MAX_COMPUTE_SECONDS); send fewer rows per request or use a "
-            "training job"
+            f"per request (BACKPROP_MAX_COMPUTE_SECONDS); {advice}"
         )
         self.multiply_adds = multiply_adds
         self.seconds = seconds
@@ -120,6 +143,8 @@ def estimate(network: Network, work: Work, limits: Limits) -> Cost:
     rows = max(work.rows, 1)
     units, widest = network.unit_count, network.widest
     P = network.parameter_count
+    # Beside one block: the whole batch as an array (and its outputs), whatever the blocks.
+    whole = s * rows * (network.inputs + network.outputs)
     if work.kind == "forward":
         per_row = s * (network.inputs + 2 * units + 4 * widest)
         fixed = 0
@@ -130,11 +155,17 @@ def estimate(network: Network, work: Work, limits: Limits) -> Cost:
         factor = BACKWARD_FACTOR
         if work.kind == "train-step":
             fixed += s * P * (2 + 2 * work.slots)  # new parameters and optimizer state
+        elif work.kind == "input-gradient":
+            fixed = 0  # no weights' gradients
+            factor = 2 + network.outputs * work.jacobian
+            whole += s * rows * network.inputs * (1 + network.outputs * work.jacobian)
+        elif work.kind == "gradient-check":
+            factor = BACKWARD_FACTOR + 2 * work.checked
+            per_row += 8 * (network.inputs + 4 * units + 4 * widest)
+            fixed += 8 * P
     block_rows = rows
     if work.blocked:
         block_rows = max(1, min(rows, min(BLOCK_BYTES, limits.max_memory // 4) // per_row))
-    # Beside one block: the whole batch as an array (and its outputs), whatever the blocks.
-    whole = s * rows * (network.inputs + network.outputs)
     numbers = answer_numbers(network, work)
     per_number = s if work.binary else JSON_NUMBER_BYTES
     answer = numbers * per_number
@@ -152,6 +183,12 @@ def estimate(network: Network, work: Work, limits: Limits) -> Cost:
 def answer_numbers(network: Network, work: Work) -> int:
     """How many numbers the answer to ``work`` holds."""
     units = network.unit_count
+    if work.kind == "input-gradient":
+        # Named, every number has its key (n1, ...): counted as one number more.
+        per_input = (1 + network.outputs * work.jacobian) * (1 + work.named)
+        return 1 + work.rows * network.inputs * per_input
+    if work.kind == "gradient-check":
+        return 2 + work.checked * ENTRY_NUMBERS
     per_row = units * (work.deltas + 2 * work.trace) * (1 + work.named)
     per_row += network.outputs * work.outputs
     return work.parameters * network.parameter_count * (1 + work.slots) + work.rows * per_row
@@ -163,7 +200,7 @@ def admit(network: Network, work: Work, limits: Limits) -> Cost:
     cost = estimate(network, work, limits)
     if cost.seconds > limits.max_seconds:
         raise ComputeBudgetExceeded(
-            cost.multiply_adds, cost.seconds, limits.max_seconds, limits.rate
+            cost.multiply_adds, cost.seconds, limits.max_seconds, limits.rate, *_time_advice(work)
         )
     return _within(cost, limits, _advice(work))
 
@@ -205,9 +242,31 @@ def admit_export(network: Network, binary: bool, limits: Limits) -> Cost:
     return _within(cost, limits, advice)
 
 
+def _time_advice(work: Work) -> tuple[str, ...]:
+    """What the client can change to take less time, where it is not the default's."""
+    if work.kind == "gradient-check":
+        return (
+            f"pass sample to check fewer of the {work.checked} parameters (each costs two "
+            "forward passes of the batch), or send fewer rows",
+        )
+    if work.kind == "input-gradient" and work.jacobian:
+        return ("leave out jacobian (a backward pass per output), or send fewer rows",)
+    return ()
+
+
 def _advice(work: Work) -> str:
     """What the client can change, the most effective first."""
+    if work.kind == "gradient-check":
+        return (
+            f"pass sample to check fewer of the {work.checked} parameters (the answer holds one "
+            "entry each), or send fewer rows"
+        )
     steps: list[str] = []
+    if work.jacobian:
+        steps.append(
+            "send fewer rows for the Jacobian (it holds outputs x inputs numbers a row), or "
+            "leave out jacobian"
+        )
     if work.trace or work.deltas:
         steps.append(
             "leave out "
@@ -219,8 +278,10 @@ def _advice(work: Work) -> str:
             "ask for a binary answer (Accept: application/x-npy for outputs, application/x-npz "
             "for gradients, binary_data_output in V2)"
         )
+    if not work.binary and work.kind == "input-gradient":
+        steps.append("ask for a binary answer (Accept: application/x-npz)")
     steps.append("send fewer rows per request")
-    if work.kind != "forward":
+    if work.kind in ("gradient", "train-step"):
         steps.append("or train with a job over a stored dataset")
     return "; ".join(steps)
 

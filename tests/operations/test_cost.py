@@ -17,7 +17,9 @@ from service.core import (
     forward,
     forward_outputs,
     gradient,
+    gradient_check,
     initialize,
+    input_gradient,
     mean_gradient,
 )
 from service.operations import ComputeBudgetExceeded, Limits, Work, WorkTooLarge, admit
@@ -144,3 +146,53 @@ def test_working_memory_over_the_limit_is_refused_with_what_to_change() -> None:
 def test_time_is_admitted_first() -> None:
     with pytest.raises(ComputeBudgetExceeded):
         admit(WIDE, Work("gradient", 100_000), Limits(0.01, 1e9, 1 << 30, 1 << 28))
+
+
+@pytest.mark.parametrize("network", [WIDE, DEEP, F32], ids=["wide", "deep", "float32"])
+@pytest.mark.parametrize("limits", [LIMITS, SMALL_BLOCKS], ids=["one-block", "blocks"])
+@pytest.mark.parametrize("jacobian", [False, True], ids=["gradients", "jacobian"])
+def test_the_input_gradient_estimate_bounds_the_measured_peak(
+    network: Network, limits: Limits, jacobian: bool
+) -> None:
+    params = initialize(network, "xavier_uniform", seed=1)
+    X, T = data(network, 3000)
+    cost = estimate(network, Work("input-gradient", 3000, jacobian=jacobian), limits)
+
+    def run() -> None:
+        result = input_gradient(network, params, X, T, cost.block_rows, jacobian)
+        J = result.jacobian
+        to_json([result.gradients.tolist(), J.tolist() if J is not None else None])
+
+    measured = peak(run)
+    assert measured <= cost.memory, (measured, cost)
+    assert cost.memory <= 4 * measured + (4 << 20), (measured, cost)
+
+
+@pytest.mark.parametrize("network", [DEEP, F32], ids=["deep", "float32"])
+def test_the_gradient_check_estimate_bounds_the_measured_peak(network: Network) -> None:
+    params = initialize(network, "xavier_uniform", seed=1)
+    X, T = data(network, 200)
+    cost = estimate(network, Work("gradient-check", 200, checked=20), LIMITS)
+    measured = peak(lambda: gradient_check(network, params, X, T, sample=20))
+    assert measured <= cost.memory, (measured, cost)
+    assert cost.memory <= 4 * measured + (4 << 20), (measured, cost)
+
+
+def test_a_jacobian_over_the_answer_limit_is_refused_saying_fewer_rows() -> None:
+    limits = Limits(max_seconds=60.0, rate=1e9, max_memory=1 << 34, max_answer=1 << 20)
+    admit(DEEP, Work("input-gradient", 5000), limits)  # 40,000 numbers: within
+    with pytest.raises(WorkTooLarge) as refused:
+        admit(DEEP, Work("input-gradient", 5000, jacobian=True), limits)
+    assert "send fewer rows for the Jacobian" in str(refused.value)
+
+
+def test_a_gradient_check_over_a_limit_is_refused_saying_pass_sample() -> None:
+    limits = Limits(max_seconds=1e9, rate=1e9, max_memory=1 << 34, max_answer=1 << 20)
+    checked = DEEP.parameter_count
+    with pytest.raises(WorkTooLarge) as refused:
+        admit(DEEP, Work("gradient-check", 1, checked=checked), limits)
+    assert "pass sample" in str(refused.value)
+    with pytest.raises(ComputeBudgetExceeded) as slow:
+        admit(DEEP, Work("gradient-check", 100, checked=checked), LIMITS)
+    assert "pass sample" in str(slow.value)
+    admit(DEEP, Work("gradient-check", 100, checked=100), LIMITS)
