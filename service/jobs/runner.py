@@ -58,7 +58,7 @@ from service.registry import (
     VersionConflict,
     VersionNotFound,
 )
-from service.registry.base import Arrays
+from service.registry.records import Arrays
 from service.threads import lower_priority
 
 log = logging.getLogger("service.jobs")

@@ -5,7 +5,7 @@ Storage only; it knows nothing of HTTP or of the neural-network maths.
 
 from __future__ import annotations
 
-from .base import Arrays, ModelRecord, Registry, Snapshot, StorageState, VersionInfo
+from .base import Registry
 from .codec import Encoded
 from .errors import (
     DatasetExists,
@@ -25,18 +25,23 @@ from .errors import (
     VersionConflict,
     VersionNotFound,
 )
-from .jobs import (
+from .memory import MemoryRegistry
+from .postgres import PostgresRegistry
+from .records import (
     ACTIVE,
     ENDED,
     RESUMABLE,
+    Arrays,
     DatasetRecord,
     HistoryEntry,
     JobEvent,
     JobRecord,
     JobState,
+    ModelRecord,
+    Snapshot,
+    StorageState,
+    VersionInfo,
 )
-from .memory import MemoryRegistry
-from .postgres import PostgresRegistry
 from .sqlite import SqliteRegistry
 
 __all__ = [

@@ -1,51 +1,16 @@
-"""Records and the abstract `Registry` interface every storage backend implements."""
+"""The abstract `Registry` interface every storage backend implements."""
 
 from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Self
-
-from numpy.typing import NDArray
+from typing import Any, Self
 
 from .codec import Encoded
 from .jobs import JobStorage
-
-Arrays = Mapping[str, NDArray[Any]]
-StorageState = Literal["ok", "full"]
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """A stored model as of its current version; `spec` is a fresh copy owned by the caller."""
-
-    name: str
-    spec: dict[str, Any]
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One kept version of a model's arrays."""
-
-    version: int
-    created_at: datetime
-    reason: str
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The arrays of one version, read consistently with the model's current record."""
-
-    model: ModelRecord
-    version: int
-    arrays: dict[str, NDArray[Any]]
+from .records import Arrays, ModelRecord, Snapshot, StorageState, VersionInfo
 
 
 class Registry(JobStorage, ABC):

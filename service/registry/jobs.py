@@ -1,4 +1,4 @@
-"""Records and the abstract storage of datasets, training jobs, their events and model history.
+"""The abstract storage of datasets, training jobs, their events and model history.
 
 The registry stores these next to the models so that a job's checkpoint (a new model version,
 the job's position and its progress event) commits in one transaction. It does not interpret
@@ -27,104 +27,23 @@ again: it is where the model was left and where a resumed job continues.
 from __future__ import annotations
 
 import builtins
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime
+from typing import Any
 
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from .base import Arrays, ModelRecord
-
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
-ACTIVE: tuple[JobState, ...] = ("queued", "running")
-ENDED: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
-RESUMABLE: tuple[JobState, ...] = ("interrupted", "cancelled")
-EventKind = Literal["state", "progress", "end"]
-
-JSONObject = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DatasetRecord:
-    """A stored dataset; ``info`` (rows, columns, dtype, source) belongs to the jobs package."""
-
-    name: str
-    info: JSONObject
-    size_bytes: int
-    digest: str  # sha256 of the stored bundle: a job notices a dataset replaced under it
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A training job as stored.
-
-    ``version`` is the model version the job last left the model at: the version it started
-    from, then that of its latest checkpoint. ``checkpoint`` is the position saved with that
-    version (None before the first). ``last_event`` is the number of the job's latest event.
-    """
-
-    id: str
-    model: str
-    dataset: str | None
-    state: JobState
-    config: JSONObject
-    progress: JSONObject
-    checkpoint: JSONObject | None
-    version: int
-    owner: str | None
-    cancel_requested: bool
-    error: str | None
-    last_event: int
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """Event ``seq`` of a job: ``kind`` and a snapshot of the job (:func:`event_data`)."""
-
-    seq: int
-    kind: EventKind
-    data: JSONObject
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One epoch of training of a model: the version it produced and its ``data`` (losses)."""
-
-    model: str
-    seq: int
-    job: str
-    version: int
-    data: JSONObject
-    created_at: datetime
-
-
-def event_data(job: JobRecord) -> JSONObject:
-    """The data of an event: the job's state, version, error and progress after the change."""
-    data: JSONObject = {"job": job.id, "state": job.state, "version": job.version}
-    data.update(job.progress)
-    if job.error is not None:
-        data["error"] = job.error
-    return data
-
-
-def digest(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
-
-
-def timestamp(seconds: float | None) -> datetime | None:
-    """A stored time (seconds since the epoch) as an aware UTC datetime."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+from .records import (
+    Arrays,
+    DatasetRecord,
+    HistoryEntry,
+    JobEvent,
+    JobRecord,
+    JobState,
+    JSONObject,
+    ModelRecord,
+)
 
 
 class JobStorage(ABC):

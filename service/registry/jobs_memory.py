@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from numpy.typing import NDArray
 
@@ -29,24 +29,23 @@ from .errors import (
     ModelBusy,
     ModelChanged,
 )
-from .jobs import (
+from .jobs import JobStorage
+from .records import (
     ACTIVE,
     RESUMABLE,
+    Arrays,
     DatasetRecord,
     EventKind,
     HistoryEntry,
     JobEvent,
     JobRecord,
     JobState,
-    JobStorage,
     JSONObject,
+    ModelRecord,
     digest,
     event_data,
     timestamp,
 )
-
-if TYPE_CHECKING:
-    from .base import Arrays, ModelRecord
 
 
 @dataclass

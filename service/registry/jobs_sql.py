@@ -25,7 +25,7 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from numpy.typing import NDArray
 
@@ -43,23 +43,22 @@ from .errors import (
     RegistryError,
     VersionConflict,
 )
-from .jobs import (
+from .jobs import JobStorage
+from .records import (
     RESUMABLE,
+    Arrays,
     DatasetRecord,
     EventKind,
     HistoryEntry,
     JobEvent,
     JobRecord,
     JobState,
-    JobStorage,
     JSONObject,
+    ModelRecord,
     digest,
     event_data,
     timestamp,
 )
-
-if TYPE_CHECKING:
-    from .base import Arrays, ModelRecord
 
 ACTIVE_SQL = "('queued', 'running')"
 MODEL_COLUMNS = "name, spec, version, created_at, updated_at"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .base import Registry
 from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     ModelExists,
@@ -18,6 +18,7 @@ from .errors import (
     VersionNotFound,
 )
 from .jobs_memory import MemoryJobs
+from .records import Arrays, ModelRecord, Snapshot, VersionInfo
 
 
 @dataclass

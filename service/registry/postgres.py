@@ -29,7 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .base import Registry
 from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     InvalidRegistryURL,
@@ -43,6 +43,7 @@ from .errors import (
 )
 from .jobs_sql import Row, SqlJobs, Tx
 from .migrations_pg import SchemaTooNew, migrate
+from .records import Arrays, ModelRecord, Snapshot, VersionInfo
 
 Connection = psycopg.Connection[TupleRow]
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import Arrays, ModelRecord, Registry, Snapshot, VersionInfo
+from .base import Registry
 from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     ModelExists,
@@ -28,6 +28,7 @@ from .errors import (
     VersionNotFound,
 )
 from .jobs_sql import Row, SqlJobs, Tx
+from .records import Arrays, ModelRecord, Snapshot, VersionInfo
 
 # Entry i brings the schema from PRAGMA user_version i to i + 1. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
