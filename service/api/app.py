@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from service import __version__
-from service.api import auth, docs, example_answers, fastlane, metrics, problems
+from service.api import auth, docs, example_answers, fastlane, metrics, playground, problems
 from service.api.budget import BudgetedStore
 from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
@@ -36,6 +36,10 @@ responses about a model carry `ETag: "<version>"` and writes accept `If-Match`.
 
 The examples reproduce the worked example of the seed blog: a 2-3-3-1 network, one forward pass,
 its backpropagation and one SGD step with learning rate 0.01.
+
+For learners, the [playground](playground) is an interactive page on this API: it draws the
+seed network, runs forward, backward and SGD steps on a scratch copy of a model, trains it while
+drawing the loss, and explains any weight's gradient by the chain rule.
 """
 
 TAGS = [
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     fastlane.install(app)  # innermost: every middleware below applies to it
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     docs.install(app)
+    playground.install(app)
     auth.install(app, settings, auth.load_keys(settings))
     collected = metrics.install(app, store)
     job_store.runner.count_steps = collected.count_job_step

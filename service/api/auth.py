@@ -69,8 +69,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 METRICS_PATHS = frozenset({"/metrics"})
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-DOCS_PREFIX = "/static/docs/"
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/playground"})
+# The docs UI's assets and the playground's page files (its API calls need a key like any).
+DOCS_PREFIXES = ("/static/docs/", "/static/playground/")
 
 # RFC 6750 b64token: what a Bearer credential may contain.
 TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -195,7 +196,7 @@ class ApiKeys:
             await self.app(scope, receive, send)
             return
         path = _route_path(scope)
-        if path in self.public or (self.public_docs and path.startswith(DOCS_PREFIX)):
+        if path in self.public or (self.public_docs and path.startswith(DOCS_PREFIXES)):
             await self.app(scope, receive, send)
             return
         token, malformed = _bearer(scope)

@@ -146,6 +146,8 @@ async def test_health_and_docs_are_public_and_metrics_need_a_key_by_default(
         "/redoc",
         "/openapi.json",
         "/static/docs/swagger-ui.css",
+        "/playground",
+        "/static/playground/main.js",
     ):
         assert (await keyed.get(path)).status_code == 200, path
     assert_unauthorized(await keyed.get("/metrics"))
@@ -155,7 +157,15 @@ async def test_health_and_docs_are_public_and_metrics_need_a_key_by_default(
 async def test_public_operations_are_settings(make_app: AppFactory) -> None:
     app = make_app(api_keys=KEYS, public_health=False, public_docs=False, public_metrics=True)
     async with client_for(app) as client:
-        for path in ("/healthz", "/readyz", "/docs", "/openapi.json", "/static/docs/favicon.png"):
+        for path in (
+            "/healthz",
+            "/readyz",
+            "/docs",
+            "/openapi.json",
+            "/static/docs/favicon.png",
+            "/playground",
+            "/static/playground/main.js",
+        ):
             assert_unauthorized(await client.get(path))
         assert (await client.get("/metrics")).status_code == 200
         assert (await client.get("/healthz", headers=bearer(READ))).status_code == 200
