@@ -53,8 +53,11 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", "/v1/models/{name}/forward"): "read",
     ("POST", "/v1/models/{name}/gradient"): "read",
     ("POST", "/v1/models/{name}/explain"): "read",
+    ("POST", "/v1/models/{name}/input-gradient"): "read",
+    ("POST", "/v1/models/{name}/gradient-check"): "read",
     ("POST", "/v1/forward"): "read",
     ("POST", "/v1/gradient"): "read",
+    ("POST", "/v1/input-gradient"): "read",
     ("POST", "/v1/train-step"): "read",
     # datasets and training jobs
     ("POST", "/v1/datasets"): "train",

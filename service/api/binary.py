@@ -188,6 +188,18 @@ def gradient_npz(loss: float, gradients: Params, deltas: tuple[FloatArray, ...] 
     return npy.dumps_npz(arrays)
 
 
+def input_gradient_npz(loss: float, gradients: FloatArray, jacobian: FloatArray | None) -> bytes:
+    """Input gradients as an ``.npz`` file: ``loss`` (a 0-d array), ``input_gradients`` (rows,
+    inputs) and with the Jacobian ``jacobian`` (rows, outputs, inputs)."""
+    arrays: dict[str, NDArray[Any]] = {
+        "loss": np.asarray(loss, dtype=np.float64),
+        "input_gradients": gradients,
+    }
+    if jacobian is not None:
+        arrays["jacobian"] = jacobian
+    return npy.dumps_npz(arrays)
+
+
 def accepts(headers: Headers, wanted: str) -> bool:
     """Whether the client asks for ``wanted`` over JSON: named in ``Accept`` (not by a wildcard)
     with a quality above zero and not below that of ``application/json``."""
@@ -265,6 +277,16 @@ NPZ_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+INPUT_GRADIENT_NPZ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with `Accept: application/x-npz` an .npz file of the arrays "
+        "`loss` (0-d), `input_gradients` (rows x inputs) and, with `jacobian`, `jacobian` (rows "
+        "x outputs x inputs), in the network's dtype.",
+        "content": {NPZ: {"schema": {"type": "string", "format": "binary"}}},
+    },
+}
+
+
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -289,6 +311,12 @@ DELTAS_PARAMETER = _query(
     {"type": "boolean"},
     "**.npz bodies only**: also return dE/dnet. Default false. With a JSON body it is refused "
     "(422): the body says it in `deltas`.",
+)
+JACOBIAN_PARAMETER = _query(
+    "jacobian",
+    {"type": "boolean"},
+    "**.npz bodies only**: also return the Jacobian dy_k/dx_i. Default false. With a JSON body "
+    "it is refused (422): the body says it in `jacobian`.",
 )
 IMPORT_NAME_PARAMETER = _query(
     "name",

@@ -10,9 +10,11 @@ from typing import Any, Literal
 from service import specs
 from service.api.schemas.compute import (
     DeltasOut,
+    GradientCheckResponse,
     LayerTraceOut,
     NodeTraceOut,
     OptimizerStateIO,
+    ParameterCheckOut,
     TraceOut,
 )
 from service.api.schemas.networks import (
@@ -27,6 +29,8 @@ from service.core import (
     SGD,
     CoreError,
     FloatArray,
+    GradientCheck,
+    Location,
     Network,
     Optimizer,
     OptimizerState,
@@ -136,6 +140,61 @@ def deltas_out(net: Network, deltas: tuple[FloatArray, ...], notation: Notation)
             for j, name in enumerate(names):
                 nodes[name] = d[:, j].tolist()
     return DeltasOut.model_construct(layers=[matrix(d) for d in deltas], nodes=nodes)
+
+
+def input_gradients_out(
+    net: Network, gradients: FloatArray, notation: Notation
+) -> list[list[float]] | list[dict[str, float]]:
+    """dE/dx, rows x inputs; named: one object per row keyed by input node (n1, ...)."""
+    if notation != "named":
+        return matrix(gradients)
+    inputs = node_names(net)[0]
+    return [dict(zip(inputs, row, strict=True)) for row in matrix(gradients)]
+
+
+def jacobian_out(
+    net: Network, jacobian: FloatArray, notation: Notation
+) -> list[list[list[float]]] | list[dict[str, dict[str, float]]]:
+    """dy_k/dx_i, rows x outputs x inputs; named: per row an object keyed by output node, each
+    an object keyed by input node."""
+    rows = [matrix(m) for m in jacobian]
+    if notation != "named":
+        return rows
+    names = node_names(net)
+    inputs, outputs = names[0], names[-1]
+    return [
+        {o: dict(zip(inputs, row, strict=True)) for o, row in zip(outputs, m, strict=True)}
+        for m in rows
+    ]
+
+
+def layered_name(at: Location) -> str:
+    """``W{l}[i][j]`` or ``b{l}[j]``, layers from 0 as in the layered notation."""
+    if at.kind == "W":
+        return f"W{at.layer}[{at.row}][{at.col}]"
+    return f"b{at.layer}[{at.col}]"
+
+
+def gradient_check_out(
+    name: str, version: int, epsilon: float, check: GradientCheck
+) -> GradientCheckResponse:
+    return GradientCheckResponse.model_construct(
+        model=name,
+        version=version,
+        epsilon=epsilon,
+        loss=check.loss,
+        max_relative_error=check.max_relative_error,
+        parameters=[
+            ParameterCheckOut.model_construct(
+                name=p.name,
+                layered_name=layered_name(p.location),
+                backprop=p.backprop,
+                numeric=p.numeric,
+                relative_error=p.relative_error,
+            )
+            for p in check.parameters
+        ],
+    )
 
 
 def dump(model: Any) -> Any:

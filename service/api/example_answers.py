@@ -24,6 +24,7 @@ from service.api.routes import learn, models, v2
 from service.api.schemas.compute import (
     ForwardResponse,
     GradientResponse,
+    InputGradientResponse,
     OptimizerStateIO,
     StatelessTrainStepResponse,
     TrainStepResponse,
@@ -38,7 +39,16 @@ from service.api.schemas.models import (
 from service.api.schemas.networks import LayeredParameters, NetworkSpec
 from service.api.v2 import codec
 from service.api.v2.schemas import ModelMetadata, ModelReady, TensorMetadata
-from service.core import OptimizerState, explain, forward, gradient, step
+from service.core import (
+    DEFAULT_EPSILON,
+    OptimizerState,
+    explain,
+    forward,
+    gradient,
+    gradient_check,
+    input_gradient,
+    step,
+)
 from service.registry import ModelRecord
 
 NAME = "seed"
@@ -89,6 +99,14 @@ def answers() -> list[Answer]:
         gradients=convert.parameters_out(result.gradients, "layered"),
         deltas=convert.deltas_out(network, result.deltas, "layered"),
     )
+    sensitivity = input_gradient(network, params, X, T, len(X), jacobian=True)
+    assert sensitivity.jacobian is not None
+    input_gradient_answer = InputGradientResponse.model_construct(
+        loss=sensitivity.loss,
+        input_gradients=convert.input_gradients_out(network, sensitivity.gradients, "layered"),
+        jacobian=convert.jacobian_out(network, sensitivity.jacobian, "layered"),
+    )
+    check = gradient_check(network, params, X, T, DEFAULT_EPSILON)
     sgd = convert.optimizer(None)  # plain SGD at 0.01, the examples' learning rate
     stepped, state = step(sgd, params, result.gradients, OptimizerState())
     rows = X.shape[0]
@@ -139,6 +157,18 @@ def answers() -> list[Answer]:
             _json(gradient_answer.model_copy(update=on_seed)),
         ),
         Answer(
+            "compute-input_gradient_model",
+            "200",
+            "The seed's dE/dx = W1 delta1 and dy/dx",
+            _json(input_gradient_answer.model_copy(update=on_seed)),
+        ),
+        Answer(
+            "compute-gradient_check_model",
+            "200",
+            "Backpropagation agrees with the central differences to about 1e-8",
+            _json(convert.gradient_check_out(NAME, 1, DEFAULT_EPSILON, check)),
+        ),
+        Answer(
             "compute-train_step_model",
             "200",
             "Version 2, and the loss before the step",
@@ -172,6 +202,12 @@ def answers() -> list[Answer]:
             "200",
             "The seed's loss, gradient and deltas",
             _json(gradient_answer),
+        ),
+        Answer(
+            "stateless-input_gradient_stateless",
+            "200",
+            "The seed's dE/dx and dy/dx",
+            _json(input_gradient_answer),
         ),
         Answer(
             "stateless-train_step_stateless",

@@ -81,6 +81,14 @@ GRADIENT = _one(
     "The seed's input and target, with deltas",
     {"inputs": SEED_INPUTS, "targets": SEED_TARGETS, "deltas": True},
 )
+INPUT_GRADIENT = _one(
+    "The seed's input and target, with the Jacobian",
+    {"inputs": SEED_INPUTS, "targets": SEED_TARGETS, "jacobian": True},
+)
+GRADIENT_CHECK = _one(
+    "Every parameter of the seed, at the default epsilon",
+    {"inputs": SEED_INPUTS, "targets": SEED_TARGETS},
+)
 TRAIN_STEP = _one(
     "The seed's SGD step with learning rate 0.01",
     {"inputs": SEED_INPUTS, "targets": SEED_TARGETS, "learning_rate": 0.01},
@@ -108,5 +116,15 @@ STATELESS_TRAIN_STEP = _one(
         "inputs": SEED_INPUTS,
         "targets": SEED_TARGETS,
         "learning_rate": 0.01,
+    },
+)
+STATELESS_INPUT_GRADIENT = _one(
+    "The seed's input gradient and Jacobian",
+    {
+        "network": SEED_NETWORK,
+        "parameters": SEED_PARAMETERS,
+        "inputs": SEED_INPUTS,
+        "targets": SEED_TARGETS,
+        "jacobian": True,
     },
 )

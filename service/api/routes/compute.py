@@ -1,4 +1,4 @@
-"""Forward, gradient and train-step on a stored model."""
+"""Forward, gradient, train-step, input gradients and the gradient check on a stored model."""
 
 from __future__ import annotations
 
@@ -26,11 +26,16 @@ from service.api.problems import problem_responses
 from service.api.schemas.compute import (
     ForwardRequest,
     ForwardResponse,
+    GradientCheckRequest,
+    GradientCheckResponse,
     GradientRequest,
     GradientResponse,
+    InputGradientRequest,
+    InputGradientResponse,
     TrainStepRequest,
     TrainStepResponse,
 )
+from service.core import Network, Params
 from service.operations import Operations, Work, rows_of
 from service.operations.cost import answer_numbers
 from service.settings import Settings
@@ -42,6 +47,9 @@ TraceQuery = Annotated[
     bool, Query(description="With an .npy or .npz body: also return every layer's net and out.")
 ]
 DeltasQuery = Annotated[bool, Query(description="With an .npz body: also return dE/dnet.")]
+JacobianQuery = Annotated[
+    bool, Query(description="With an .npz body: also return the Jacobian dy_k/dx_i.")
+]
 LearningRateQuery = Annotated[
     float | None,
     Query(gt=0, allow_inf_nan=False, description="With an .npz body: the step's learning rate."),
@@ -53,6 +61,7 @@ LearningRateQuery = Annotated[
 HiddenTrace = Annotated[str | None, Query(alias="trace", include_in_schema=False)]
 HiddenDeltas = Annotated[str | None, Query(alias="deltas", include_in_schema=False)]
 HiddenRate = Annotated[str | None, Query(alias="learning_rate", include_in_schema=False)]
+HiddenJacobian = Annotated[str | None, Query(alias="jacobian", include_in_schema=False)]
 
 # Binary variants, chosen by Content-Type before the JSON routes below (see service.api.binary).
 
@@ -215,6 +224,61 @@ async def train_step_answer(
     return answers.JSONAnswer(to_json(answer), etag(version))
 
 
+@binary.post(router, "/{name}/input-gradient", binary.NPZ, response_model=InputGradientResponse)
+async def input_gradient_model_npz(
+    name: NamePath,
+    request: Request,
+    ops: OpsDep,
+    settings: SettingsDep,
+    jacobian: JacobianQuery = False,
+    notation: NotationQuery = "layered",
+) -> Response:
+    as_npz = binary.wants_npz(request.headers)
+    model = await ops.store.load(name)
+    X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
+    return await input_gradient_answer(
+        ops, model.network, model.params, X, T, jacobian, notation, as_npz, name, model.version
+    )
+
+
+async def input_gradient_answer(
+    ops: Operations,
+    network: Network,
+    params: Params,
+    X: ArrayLike,
+    T: ArrayLike,
+    jacobian: bool,
+    notation: Notation,
+    as_npz: bool,
+    name: str | None = None,
+    version: int | None = None,
+) -> Response:
+    """The input-gradient routes' answer, of a stored model (``name`` at ``version``, in the
+    answer and its ETag) or stateless: JSON (serialised off the loop when large) or ``.npz``."""
+    named = notation == "named"
+    result = await ops.input_gradient(
+        network, params, X, T, jacobian=jacobian, named=named, binary=as_npz
+    )
+    work = Work("input-gradient", rows_of(X), jacobian=jacobian, named=named)
+    numbers = answer_numbers(network, work)
+    headers = etag(version) if version is not None else None
+    if as_npz:
+        render = partial(binary.input_gradient_npz, result.loss, result.gradients, result.jacobian)
+        return await answers.binary_response(ops.store, numbers, render, binary.NPZ, headers)
+
+    def build() -> InputGradientResponse:
+        J = result.jacobian
+        return InputGradientResponse.model_construct(
+            model=name,
+            version=version,
+            loss=result.loss,
+            input_gradients=convert.input_gradients_out(network, result.gradients, notation),
+            jacobian=convert.jacobian_out(network, J, notation) if J is not None else None,
+        )
+
+    return await answers.json_response(ops.store, numbers, build, headers)
+
+
 def _npz_decoder(settings: Settings) -> Callable[[bytes], tuple[NDArray[Any], NDArray[Any]]]:
     return partial(
         binary.batch_npz, max_bytes=settings.max_body_bytes, max_rows=settings.max_batch_rows
@@ -319,3 +383,100 @@ async def train_step_model(
     return await train_step_answer(
         call.ops, name, body.inputs, body.targets, body.learning_rate, call.expected_version
     )
+
+
+INPUT_GRADIENT_DESCRIPTION = (
+    "The derivative of the mean batch loss with respect to every input of every row, by "
+    "backpropagation carried to the inputs (dE/dx = delta_0 W_0^T, with delta_0 the deltas of "
+    "the first layer). The loss is the batch mean, so row r of `input_gradients` is "
+    "d(mean loss)/dx_r: the per-sample loss's derivative divided by the rows. With `jacobian`, "
+    "also dy_k/dx_i of every output k and input i, per row (one backward pass per output). "
+    "With `?notation=named` the inputs are named as the seed names them (n1, n2, ...) and the "
+    "outputs by their nodes (n9 in the seed): `input_gradients` is one object per row, "
+    '`[{"n1": ..., "n2": ...}]`, and `jacobian` one per row keyed by output node, then input '
+    'node, `[{"n9": {"n1": ..., "n2": ...}}]`. Large batches are computed in blocks of rows; '
+    "a Jacobian whose answer would pass BACKPROP_MAX_ANSWER_BYTES is refused (413) saying to "
+    "send fewer rows."
+)
+
+
+@endpoint.post(
+    router,
+    "/{name}/input-gradient",
+    summary="Gradient of the loss with respect to the inputs",
+    description=INPUT_GRADIENT_DESCRIPTION,
+    response_model=InputGradientResponse,
+    response_model_exclude_none=True,
+    responses={**problem_responses(400, 404, 413, 422), **binary.INPUT_GRADIENT_NPZ_RESPONSES},
+    openapi_extra={**NPZ_BODY, "parameters": [binary.JACOBIAN_PARAMETER]},
+)
+async def input_gradient_model(
+    name: NamePath,
+    body: Annotated[InputGradientRequest, Body(openapi_examples=examples.INPUT_GRADIENT)],
+    call: CallDep,
+    notation: NotationQuery = "layered",
+    _jacobian: HiddenJacobian = None,
+) -> Response:
+    binary.refuse_with_json(
+        "jacobian", _jacobian, ".npz bodies", 'a JSON body says it in "jacobian"'
+    )
+    as_npz = binary.wants_npz(call.headers)
+    model = await call.ops.store.load(name)
+    return await input_gradient_answer(
+        call.ops,
+        model.network,
+        model.params,
+        body.inputs,
+        body.targets,
+        body.jacobian,
+        notation,
+        as_npz,
+        name,
+        model.version,
+    )
+
+
+@endpoint.post(
+    router,
+    "/{name}/gradient-check",
+    summary="Check backpropagation against finite differences",
+    description="For every parameter p (or `sample` of them), dE/dp by backpropagation beside "
+    "the central difference (E(p + epsilon) - E(p - epsilon)) / (2 epsilon) of the mean batch "
+    "loss, and their relative error |backprop - numeric| / max(|backprop|, |numeric|) (0 when "
+    "both are 0, at most 2). `backprop` is the gradient endpoint's value. Names are the named "
+    "notation's (w1.., b1..), which names every network; `layered_name` gives the same place "
+    "as `W{l}[i][j]` / `b{l}[j]` with layers numbered from 0, as in `layers`.\n\n"
+    "The default epsilon, 1e-6, balances the difference's truncation error (about epsilon^2) "
+    "against its rounding error (about 1e-16 / epsilon): both near 1e-10 of a well-scaled "
+    "loss, so a correct gradient shows relative errors around 1e-9 and a wrong one far more. "
+    "The differences are computed in float64 for every network: a float32 network's "
+    "parameters and inputs are widened exactly (float32 cannot resolve such a step), while "
+    "`backprop` stays its float32 gradient, so its rounding (about 1e-7 relative) shows in "
+    "the errors. A ReLU whose net input is within epsilon of 0 has no derivative there, and "
+    "shows as a large error; so does a gradient that is 0 where the loss differences are "
+    "rounding noise.\n\n"
+    "`sample` checks that many parameters, spread evenly over the named order: those at the "
+    "indices floor((2k + 1) P / (2 sample)), k = 0..sample-1, of the P parameters; always the "
+    "same ones. Each parameter checked costs two forward passes of the batch: a check that "
+    "would pass the compute budget (422) or the answer or memory limits (413) says to pass "
+    "`sample`.",
+    response_model=GradientCheckResponse,
+    responses=problem_responses(400, 404, 413, 422),
+)
+async def gradient_check_model(
+    name: NamePath,
+    body: Annotated[GradientCheckRequest, Body(openapi_examples=examples.GRADIENT_CHECK)],
+    call: CallDep,
+) -> Response:
+    model = await call.ops.store.load(name)
+    check = await call.ops.gradient_check(
+        model.network, model.params, body.inputs, body.targets, body.epsilon, body.sample
+    )
+    numbers = answer_numbers(
+        model.network, Work("gradient-check", rows_of(body.inputs), checked=len(check.parameters))
+    )
+
+    def build() -> GradientCheckResponse:
+        return convert.gradient_check_out(name, model.version, body.epsilon, check)
+
+    return await answers.json_response(call.ops.store, numbers, build, etag(model.version))

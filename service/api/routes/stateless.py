@@ -1,4 +1,5 @@
-"""Forward, gradient and train-step on a network and parameters sent inline; nothing stored."""
+"""Forward, gradient, train-step and input gradients on a network and parameters sent inline;
+nothing stored."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from service.api import answers, binary, convert, endpoint, examples
 from service.api.deps import NotationQuery
 from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
+from service.api.routes.compute import INPUT_GRADIENT_DESCRIPTION, input_gradient_answer
 from service.api.schemas.compute import (
     ForwardResponse,
     GradientResponse,
+    InputGradientResponse,
     OptimizerStateIO,
     StatelessForwardRequest,
     StatelessGradientRequest,
+    StatelessInputGradientRequest,
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
@@ -103,6 +107,32 @@ async def gradient_stateless(
         "gradient", rows_of(body.inputs), parameters=True, deltas=body.deltas, trace=body.trace
     )
     return await answers.json_response(ops.store, answer_numbers(net, work), build)
+
+
+@endpoint.post(
+    router,
+    "/input-gradient",
+    summary="Gradient of the loss with respect to the inputs (stateless)",
+    description="Like the input gradient of a stored model, with `network` and `parameters` "
+    "inline (the answer without `model` and `version`; `Accept: application/x-npz` for an "
+    ".npz answer). " + INPUT_GRADIENT_DESCRIPTION,
+    response_model=InputGradientResponse,
+    response_model_exclude_none=True,
+    responses={**problem_responses(400, 413, 422), **binary.INPUT_GRADIENT_NPZ_RESPONSES},
+)
+async def input_gradient_stateless(
+    body: Annotated[
+        StatelessInputGradientRequest, Body(openapi_examples=examples.STATELESS_INPUT_GRADIENT)
+    ],
+    call: CallDep,
+    notation: NotationQuery = "layered",
+) -> Response:
+    net = convert.network(body.network)
+    params = convert.parameters(net, body.parameters)
+    as_npz = binary.wants_npz(call.headers)
+    return await input_gradient_answer(
+        call.ops, net, params, body.inputs, body.targets, body.jacobian, notation, as_npz
+    )
 
 
 @endpoint.post(

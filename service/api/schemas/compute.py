@@ -1,4 +1,5 @@
-"""Forward, gradient and train-step, on a stored model or stateless."""
+"""Forward, gradient, train-step and input gradients, on a stored model or stateless; the
+gradient check."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from service.api.schemas.networks import (
     OptimizerSpec,
     ParametersIn,
 )
+from service.core import DEFAULT_EPSILON
 
 
 class ForwardRequest(Body):
@@ -114,3 +116,72 @@ class StatelessTrainStepResponse(Out):
     loss: float = Field(description="The loss before the step.")
     parameters: LayeredParameters | dict[str, float]
     optimizer_state: OptimizerStateIO
+
+
+class InputGradientRequest(Body):
+    inputs: Batch
+    targets: Batch
+    jacobian: bool = Field(
+        False, description="Also return dy_k/dx_i of every output k and input i, per row."
+    )
+
+
+class InputGradientResponse(Out):
+    model: str | None = None
+    version: int | None = None
+    loss: float = Field(description="Mean over the batch of the per-sample loss.")
+    input_gradients: list[list[float]] | list[dict[str, float]] = Field(
+        description="d(mean loss)/dx_i for every row (the per-sample loss's derivative over "
+        "the rows), rows x inputs; named: one object per row keyed by input node, "
+        '`[{"n1": ..., "n2": ...}, ...]`.'
+    )
+    jacobian: list[list[list[float]]] | list[dict[str, dict[str, float]]] | None = Field(
+        None,
+        description="dy_k/dx_i for every row, rows x outputs x inputs; named: one object per "
+        'row keyed by output node, then input node, `[{"n9": {"n1": ..., "n2": ...}}, ...]`.',
+    )
+
+
+class StatelessInputGradientRequest(InputGradientRequest):
+    network: NetworkSpec
+    parameters: ParametersIn
+
+
+class GradientCheckRequest(Body):
+    inputs: Batch
+    targets: Batch
+    epsilon: float = Field(
+        DEFAULT_EPSILON,
+        gt=0,
+        allow_inf_nan=False,
+        description="The step of the central differences, finite and > 0.",
+    )
+    sample: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_INTEGER,
+        description="Check this many parameters, spread evenly over w1..wN, b1..bM (all when "
+        "null or at least their number).",
+    )
+
+
+class ParameterCheckOut(Out):
+    name: str = Field(description="The parameter in the named notation: w1.., b1...")
+    layered_name: str = Field(
+        description="Its place in the layered notation: `W{l}[i][j]` (the weight from input i "
+        "of layer l to its unit j) or `b{l}[j]`, layers numbered from 0 as in `layers`."
+    )
+    backprop: float = Field(description="dE/dp by backpropagation (the gradient's value).")
+    numeric: float = Field(description="(E(p + epsilon) - E(p - epsilon)) / (2 epsilon).")
+    relative_error: float = Field(
+        description="|backprop - numeric| / max(|backprop|, |numeric|); 0 when both are 0."
+    )
+
+
+class GradientCheckResponse(Out):
+    model: str
+    version: int
+    epsilon: float
+    loss: float = Field(description="Mean over the batch of the per-sample loss.")
+    max_relative_error: float = Field(description="The largest of the parameters' (0 if none).")
+    parameters: list[ParameterCheckOut]
