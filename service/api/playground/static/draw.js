@@ -3,8 +3,8 @@
 // `values`; nothing is computed here but positions.
 
 const SVG = "http://www.w3.org/2000/svg";
-const GAP_X = 240;
-const GAP_Y = 132;
+const GAP_X = 260;
+const GAP_Y = 136;
 const RADIUS = 22;
 const MARGIN_X = 64;
 const TOP = 58;
@@ -74,7 +74,7 @@ export function networkSvg(network, shape, values) {
     + (column === last && values.targets ? 1 : 0));
   columns.forEach((names, c) => names.forEach((_, u) => {
     const [x, y] = centre(c, u);
-    taken.push([x - 56, y - RADIUS - 2, x + 56, y + RADIUS + 6 + LINE * lines(c)]);
+    taken.push([x - 54, y - RADIUS - 2, x + 54, y + RADIUS + 4 + LINE * lines(c)]);
   }));
 
   const biggest = Math.max(...weights.map((w) => Math.abs(values.parameters[w.name])), 1e-12);
@@ -92,7 +92,7 @@ export function networkSvg(network, shape, values) {
       "data-name": w.name,
     }));
     const units = columns[w.layer + 1].length;
-    const text = `${w.name} = ${short(value)}`;
+    const text = `${w.name}=${short(value)}`;
     const [cx, cy] = place(text, [x1 + RADIUS, y1], [x2 - RADIUS, y2], w.col, units, taken);
     labels.append(button(w.name, text, cx, cy, value, values, `${w.from} to ${w.to}`));
   }
@@ -140,7 +140,7 @@ export function networkSvg(network, shape, values) {
   for (const b of biases) {
     const [x, y] = centre(...index[b.to]);
     const value = values.parameters[b.name];
-    const text = `${b.name} = ${short(value)}`;
+    const text = `${b.name}=${short(value)}`;
     labels.append(button(b.name, text, x, y + RADIUS + LINE - 4, value, values, `bias of ${b.to}`));
   }
   return svg;
@@ -171,25 +171,31 @@ function button(name, text, x, y, value, values, where) {
 
 /**
  * Where along its edge a label goes: the first free spot of a fixed sequence (from where the
- * edges into different units part, 0.25..0.75 of the way by the target unit, then outwards),
- * else the one that overlaps least. Labels sit on their edge (their box hides the line under
- * them), so a label is never read as another edge's. Returns the centre; the box is taken.
+ * edges into different units part, 0.25..0.75 of the way by the target unit, then outwards
+ * along the edge), else, lifted a little off the edge, the first free one, else the spot that
+ * overlaps least. A label sits on its edge (its box hides the line under it), so that it is
+ * never read as another edge's. Returns the centre; the box is taken.
  */
 function place(text, start, end, unit, units, taken) {
   const w = CHAR * text.length + 12;
   const h = LABEL_H + 2;
   const preferred = units === 1 ? 0.5 : 0.25 + (0.5 * unit) / (units - 1);
   const spots = [preferred];
-  for (let step = 1; step < 30; step++) spots.push(preferred + 0.025 * step, preferred - 0.025 * step);
+  for (let step = 1; step < 40; step++) spots.push(preferred + 0.02 * step, preferred - 0.02 * step);
   let best = null;
-  for (const t of spots) {
-    if (t < 0.14 || t > 0.86) continue;
-    const x = start[0] + t * (end[0] - start[0]);
-    const y = start[1] + t * (end[1] - start[1]);
-    const box = [x - w / 2, y - h / 2, x + w / 2, y + h / 2];
-    const clash = taken.reduce((sum, other) => sum + overlap(box, other), 0);
-    if (best === null || clash < best.clash) best = { clash, box, x, y };
-    if (clash === 0) break;
+  for (const lift of [0, -0.6 * h, 0.6 * h]) {
+    for (const t of spots) {
+      if (t < 0.12 || t > 0.88) continue;
+      const x = start[0] + t * (end[0] - start[0]);
+      const y = start[1] + t * (end[1] - start[1]) + lift;
+      const box = [x - w / 2, y - h / 2, x + w / 2, y + h / 2];
+      const clash = taken.reduce((sum, other) => sum + overlap(box, other), 0);
+      if (best === null || clash < best.clash) best = { clash, box, x, y };
+      if (clash === 0) {
+        taken.push(box);
+        return [x, y];
+      }
+    }
   }
   taken.push(best.box);
   return [best.x, best.y];

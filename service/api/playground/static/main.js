@@ -47,12 +47,17 @@ const state = {
   explanation: null,
 };
 
-// ---- actions: each runs with the buttons disabled and reports a problem in the status line
+// ---- actions: one at a time; a problem is reported in the status line
 
+// Buttons stay enabled (a disabled button would lose the keyboard's focus); a press while an
+// action runs is ignored.
 let actions = 0;
+let busy = false;
 async function act(what, fn) {
+  if (busy) return;
+  busy = true;
   document.body.dataset.busy = "1";
-  for (const b of document.querySelectorAll("button")) b.disabled = true;
+  document.querySelector("main").setAttribute("aria-busy", "true");
   say("");
   try {
     await fn();
@@ -63,7 +68,8 @@ async function act(what, fn) {
     say(detail, true);
     if (!(error instanceof ApiError)) console.error(error);
   } finally {
-    for (const b of document.querySelectorAll("button")) b.disabled = false;
+    busy = false;
+    document.querySelector("main").removeAttribute("aria-busy");
     document.body.dataset.actions = String(++actions);
     document.body.dataset.busy = "0";
   }
