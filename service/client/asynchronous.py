@@ -97,9 +97,13 @@ class AsyncClient:
     forward = async_endpoint(compute.forward)
     forward_array = async_endpoint(compute.forward_array)
     gradient = async_endpoint(compute.gradient)
+    input_gradient = async_endpoint(compute.input_gradient)
+    input_gradient_arrays = async_endpoint(compute.input_gradient_arrays)
+    gradient_check = async_endpoint(compute.gradient_check)
     train_step = async_endpoint(compute.train_step)
     forward_stateless = async_endpoint(compute.forward_stateless)
     gradient_stateless = async_endpoint(compute.gradient_stateless)
+    input_gradient_stateless = async_endpoint(compute.input_gradient_stateless)
     train_step_stateless = async_endpoint(compute.train_step_stateless)
 
     # -- learn --------------------------------------------------------------------------------

@@ -126,6 +126,13 @@ def npy(array: NDArray[Any]) -> bytes:
     return buffer.getvalue()
 
 
+def npz(inputs: NDArray[Any], targets: NDArray[Any]) -> bytes:
+    """A batch as an ``.npz`` file of the arrays ``inputs`` and ``targets``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, inputs=np.ascontiguousarray(inputs), targets=np.ascontiguousarray(targets))
+    return buffer.getvalue()
+
+
 # -- reading answers --------------------------------------------------------------------------
 
 

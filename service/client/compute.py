@@ -1,5 +1,5 @@
-"""Forward, gradient and train-step: on a stored model, and stateless (network and parameters
-sent with the request, nothing stored)."""
+"""Forward, gradient, train-step and input gradients: on a stored model, and stateless (network
+and parameters sent with the request, nothing stored); the gradient check of a stored model."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from numpy.typing import NDArray
 
 from service.client.call import (
     NPY,
+    NPZ,
     Call,
     Matrix,
     Obj,
     array,
+    arrays,
     body,
     npy,
+    npz,
     params,
     path,
     precondition,
@@ -24,7 +27,9 @@ from service.client.call import (
 from service.client.models import Notation
 from service.client.types import (
     ForwardResponse,
+    GradientCheckResponse,
     GradientResponse,
+    InputGradientResponse,
     StatelessTrainStepResponse,
     TrainStepResponse,
 )
@@ -76,6 +81,63 @@ def gradient(
         schema(GradientResponse),
         params=params(notation=notation),
         json=body(inputs=inputs, targets=targets, deltas=deltas, trace=trace),
+    )
+
+
+def input_gradient(
+    name: str,
+    inputs: Matrix,
+    targets: Matrix,
+    *,
+    jacobian: bool = False,
+    notation: Notation = "layered",
+) -> Call[InputGradientResponse]:
+    """``POST /v1/models/{name}/input-gradient``: the mean loss and its derivative with respect
+    to every input of every row (row r is d(mean loss)/dx_r); with ``jacobian`` also dy_k/dx_i
+    per row; with ``notation="named"`` keyed by node (n1, ...)."""
+    return Call(
+        "POST",
+        path("/v1/models/{}/input-gradient", name),
+        schema(InputGradientResponse),
+        params=params(notation=notation),
+        json=body(inputs=inputs, targets=targets, jacobian=jacobian),
+    )
+
+
+def input_gradient_arrays(
+    name: str, inputs: NDArray[Any], targets: NDArray[Any], *, jacobian: bool = False
+) -> Call[tuple[NDArray[Any], ...]]:
+    """``POST /v1/models/{name}/input-gradient`` with the batch as an ``.npz`` body and the
+    answer as ``.npz`` (``application/x-npz`` both ways): ``(loss, input_gradients)`` (a 0-d
+    array, rows x inputs), with ``jacobian`` also the Jacobian (rows x outputs x inputs), in
+    the model's dtype. The fast way for large batches."""
+    names = ("loss", "input_gradients", "jacobian") if jacobian else ("loss", "input_gradients")
+    return Call(
+        "POST",
+        path("/v1/models/{}/input-gradient", name),
+        arrays(*names),
+        params=params(jacobian=jacobian or None),
+        content=npz(np.asarray(inputs), np.asarray(targets)),
+        headers={"Content-Type": NPZ, "Accept": NPZ},
+    )
+
+
+def gradient_check(
+    name: str,
+    inputs: Matrix,
+    targets: Matrix,
+    *,
+    epsilon: float | None = None,
+    sample: int | None = None,
+) -> Call[GradientCheckResponse]:
+    """``POST /v1/models/{name}/gradient-check``: every parameter's dE/dp (or ``sample`` of
+    them, spread evenly) by backpropagation beside the central difference with step
+    ``epsilon`` (the server's default, 1e-6, when None), and their relative errors."""
+    return Call(
+        "POST",
+        path("/v1/models/{}/gradient-check", name),
+        schema(GradientCheckResponse),
+        json=body(inputs=inputs, targets=targets, epsilon=epsilon, sample=sample),
     )
 
 
@@ -142,6 +204,32 @@ def gradient_stateless(
             targets=targets,
             deltas=deltas,
             trace=trace,
+        ),
+    )
+
+
+def input_gradient_stateless(
+    network: Obj,
+    parameters: Obj,
+    inputs: Matrix,
+    targets: Matrix,
+    *,
+    jacobian: bool = False,
+    notation: Notation = "layered",
+) -> Call[InputGradientResponse]:
+    """``POST /v1/input-gradient``: the input gradients (and Jacobian) of ``network`` with
+    ``parameters``, nothing stored."""
+    return Call(
+        "POST",
+        "/v1/input-gradient",
+        schema(InputGradientResponse),
+        params=params(notation=notation),
+        json=body(
+            network=network,
+            parameters=parameters,
+            inputs=inputs,
+            targets=targets,
+            jacobian=jacobian,
         ),
     )
 

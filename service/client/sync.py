@@ -96,9 +96,13 @@ class Client:
     forward = endpoint(compute.forward)
     forward_array = endpoint(compute.forward_array)
     gradient = endpoint(compute.gradient)
+    input_gradient = endpoint(compute.input_gradient)
+    input_gradient_arrays = endpoint(compute.input_gradient_arrays)
+    gradient_check = endpoint(compute.gradient_check)
     train_step = endpoint(compute.train_step)
     forward_stateless = endpoint(compute.forward_stateless)
     gradient_stateless = endpoint(compute.gradient_stateless)
+    input_gradient_stateless = endpoint(compute.input_gradient_stateless)
     train_step_stateless = endpoint(compute.train_step_stateless)
 
     # -- learn --------------------------------------------------------------------------------

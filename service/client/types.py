@@ -211,6 +211,38 @@ class StatelessTrainStepResponse(Answer):
     optimizer_state: OptimizerStateIO
 
 
+class InputGradientResponse(Answer):
+    """d(mean loss)/dx per row (rows x inputs; named: an object per row keyed by input node),
+    and on request the Jacobian dy_k/dx_i (rows x outputs x inputs; named: per row, keyed by
+    output node, then input node)."""
+
+    model: str | None = None
+    version: int | None = None
+    loss: float
+    input_gradients: list[list[float]] | list[dict[str, float]]
+    jacobian: list[list[list[float]]] | list[dict[str, dict[str, float]]] | None = None
+
+
+class ParameterCheckOut(Answer):
+    """One parameter of a gradient check: dE/dp by backpropagation and by central differences,
+    and their relative error."""
+
+    name: str
+    layered_name: str | None = None
+    backprop: float
+    numeric: float
+    relative_error: float
+
+
+class GradientCheckResponse(Answer):
+    model: str
+    version: int
+    epsilon: float
+    loss: float
+    max_relative_error: float
+    parameters: list[ParameterCheckOut]
+
+
 # -- datasets, jobs, history ----------------------------------------------------------------
 
 

@@ -157,3 +157,62 @@ async def test_async_worked_example(aclient: AsyncClient) -> None:
     assert (
         await aclient.forward_stateless(SEED_NETWORK, SEED_PARAMETERS, SEED_INPUTS)
     ).outputs == (forward.outputs)
+
+
+def _by_hand() -> list[float]:
+    """dE/dx = W1 delta1, from the worked example's weights and first layer's deltas."""
+    W1, delta1 = SEED["parameters"]["weights"][0], SEED["deltas_dE_dnet"][0]
+    return [sum(w * d for w, d in zip(row, delta1, strict=True)) for row in W1]
+
+
+def test_input_gradients_in_every_form(client: Client, unique: Unique) -> None:
+    name = unique("seed")
+    client.create_model(name, SEED_NETWORK, parameters=SEED_PARAMETERS)
+    layered = client.input_gradient(name, SEED_INPUTS, SEED_TARGETS, jacobian=True)
+    assert (layered.model, layered.version, layered.loss) == (name, 1, SEED["loss"])
+    assert_close(layered.input_gradients, [_by_hand()])
+    assert layered.jacobian is not None and np.array(layered.jacobian).shape == (1, 1, 2)
+    named = client.input_gradient(name, SEED_INPUTS, SEED_TARGETS, notation="named")
+    row = layered.input_gradients[0]
+    assert isinstance(row, list)
+    assert named.input_gradients == [{"n1": row[0], "n2": row[1]}] and named.jacobian is None
+    loss, gradients, jacobian = client.input_gradient_arrays(
+        name, np.array(SEED_INPUTS), np.array(SEED_TARGETS), jacobian=True
+    )
+    assert float(loss) == layered.loss
+    assert gradients.tolist() == layered.input_gradients
+    assert jacobian.tolist() == layered.jacobian
+    stateless = client.input_gradient_stateless(
+        SEED_NETWORK, SEED_PARAMETERS, SEED_INPUTS, SEED_TARGETS, jacobian=True
+    )
+    assert stateless.model is None
+    assert stateless.model_dump(exclude={"model", "version"}) == layered.model_dump(
+        exclude={"model", "version"}
+    )
+
+
+def test_the_gradient_check_of_the_seed(client: Client, unique: Unique) -> None:
+    name = unique("seed")
+    client.create_model(name, SEED_NETWORK, parameters=SEED_PARAMETERS)
+    check = client.gradient_check(name, SEED_INPUTS, SEED_TARGETS)
+    assert check.epsilon == 1e-6 and check.max_relative_error < 1e-7
+    assert {p.name: p.backprop for p in check.parameters} == SEED["gradients_named"]
+    sampled = client.gradient_check(name, SEED_INPUTS, SEED_TARGETS, epsilon=1e-5, sample=5)
+    assert sampled.epsilon == 1e-5 and len({p.name for p in sampled.parameters}) == 5
+
+
+@pytest.mark.anyio
+async def test_async_input_gradients_and_gradient_check(aclient: AsyncClient) -> None:
+    await aclient.create_model("seed", SEED_NETWORK, parameters=SEED_PARAMETERS)
+    answer = await aclient.input_gradient("seed", SEED_INPUTS, SEED_TARGETS)
+    assert_close(answer.input_gradients, [_by_hand()])
+    stateless = await aclient.input_gradient_stateless(
+        SEED_NETWORK, SEED_PARAMETERS, SEED_INPUTS, SEED_TARGETS
+    )
+    assert stateless.input_gradients == answer.input_gradients
+    _, gradients = await aclient.input_gradient_arrays(
+        "seed", np.array(SEED_INPUTS), np.array(SEED_TARGETS)
+    )
+    assert gradients.tolist() == answer.input_gradients
+    check = await aclient.gradient_check("seed", SEED_INPUTS, SEED_TARGETS, sample=3)
+    assert len(check.parameters) == 3 and check.max_relative_error < 1e-7

@@ -159,6 +159,12 @@ async def test_a_server_that_adds_fields_to_every_answer_is_read() -> None:
         stateless = await c.forward_stateless(SEED_NETWORK, SEED_PARAMETERS, x)
         assert stateless.model is None and len(stateless.outputs) == 1
         assert (await c.gradient_stateless(SEED_NETWORK, SEED_PARAMETERS, x, t)).loss > 0
+        sensitivity = await c.input_gradient("m", x, t, jacobian=True)
+        assert sensitivity.jacobian is not None and len(sensitivity.input_gradients) == 1
+        inline = await c.input_gradient_stateless(SEED_NETWORK, SEED_PARAMETERS, x, t)
+        assert inline.model is None and inline.loss > 0
+        check = await c.gradient_check("m", x, t, sample=2)
+        assert [p.name for p in check.parameters] == ["w7", "b1"]  # indices 6 and 18 of 25
         step = await c.train_step_stateless(
             SEED_NETWORK, SEED_PARAMETERS, x, t, optimizer={"kind": "adam"}
         )
@@ -182,7 +188,7 @@ async def test_a_server_that_adds_fields_to_every_answer_is_read() -> None:
         assert (await c.healthz()).status == "ok"
         assert (await c.readyz()).storage == "ok"
 
-    assert len(answers) >= 28 and all(ADDED in answer for answer in answers)
+    assert len(answers) >= 31 and all(ADDED in answer for answer in answers)
     # the server's own schemas, which the client read answers with before, refuse such a model
     with pytest.raises(ValidationError, match=ADDED):
         ServerModelPublic.model_validate(added(model.model_dump(mode="json")))
