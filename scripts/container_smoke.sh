@@ -10,43 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WORK=${CONTAINER_WORK:-/var/tmp/backprop-containers}
-BASE_IMAGE=localhost/backprop-base:bookworm
 IMAGE=localhost/backprop-service:smoke
 NAME=backprop-smoke-$$
 VOLUME=backprop-smoke-data-$$
 START=$SECONDS
-
-step() { echo "== container: $* ($((SECONDS - START)) s)"; }
-
-missing=()
-for tool in podman mmdebstrap runc; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-    step "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman mmdebstrap runc >/dev/null
-fi
-
-mkdir -p "$WORK"
-nofile=$(ulimit -Hn)
-cat >"$WORK/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=32768:32768"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-cat >"$WORK/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$WORK/storage"
-runroot = "$WORK/run"
-CONF
-export CONTAINERS_CONF="$WORK/containers.conf" CONTAINERS_STORAGE_CONF="$WORK/storage.conf"
+# podman's setup, the Debian base image and the build, shared with scripts/compose_smoke.sh.
+source scripts/containers.sh
+containers_init
 
 cleanup() {
     podman rm --force --time 5 "$NAME" >/dev/null 2>&1 || true
@@ -54,23 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! podman image exists "$BASE_IMAGE"; then
-    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-    mirror=${mirror:-$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list)}
-    step "making the base image (Debian bookworm minbase from $mirror)"
-    mmdebstrap --quiet --variant=minbase \
-        --include=python3,python3-venv,python3-pip,ca-certificates \
-        bookworm "$WORK/base.tar" "$mirror"
-    podman import --quiet "$WORK/base.tar" "$BASE_IMAGE" >/dev/null
-    rm -f "$WORK/base.tar"
-fi
+service_image "$IMAGE"
 
-step "building $IMAGE"
-podman build --quiet --format docker --build-arg "BASE=$BASE_IMAGE" \
-    --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-    --tag "$IMAGE" . >/dev/null
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 url="http://127.0.0.1:$port"
 
 wait_healthy() {
