@@ -17,6 +17,10 @@ from pydantic import ValidationError
 from service.jobs import client
 from service.settings import Settings
 
+#: How long the server lets the requests in flight finish after SIGTERM (uvicorn's graceful
+#: shutdown); deployments give it longer before they kill it (deploy/kubernetes).
+DRAIN_SECONDS = 30
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the command; returns the exit status."""
@@ -135,7 +139,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             log_config=log_config(settings.log_level),
             access_log=False,  # service.api.logging writes one JSON line per request
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=DRAIN_SECONDS,
             # The fast event loop and HTTP parser (uvicorn[standard]) wherever they install.
             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
             http="httptools" if importlib.util.find_spec("httptools") else "h11",
