@@ -1,31 +1,27 @@
-"""The drawings render in a real browser: headless Chromium takes a screenshot of each SVG.
+"""The drawings render in a real browser: headless Chromium, driven by Playwright
+(:mod:`tests.browser.support`), takes a screenshot of each SVG.
 
 Chromium is a system package (``apt-get install -y chromium``). Where it is missing the tests
 fail under CI (``CI=true``), so that a CI machine without it cannot pass unnoticed, and are
-skipped with the reason elsewhere. The screenshots stay in pytest's ``tmp_path`` (the last
-three runs are kept under ``/tmp/pytest-of-$USER/``) to be looked at.
+skipped with the reason elsewhere. The screenshots stay under ``artifacts/render`` to be looked
+at.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import struct
-import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
-
-import pytest
 
 from service.core import gradient
 from service.learn.diagram import Sample, network_svg
 from service.learn.history import VersionLoss, history_svg
 from tests.api.support import SEED
+from tests.browser.support import ARTIFACTS, chromium
 from tests.learn.support import SEED_NET, SEED_PARAMS, SEED_T, SEED_X
 
-CHROMIUM = "/usr/bin/chromium"
 MARGIN = 16  # the window is the drawing's size and a little more: no scrollbars, nothing cut
 
 
@@ -35,47 +31,18 @@ def window_of(svg: str) -> tuple[int, int]:
     return width + MARGIN, height + MARGIN
 
 
-def chromium() -> str:
-    path = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
-    if path is None:
-        reason = (
-            f"headless Chromium is needed to render the SVGs and {CHROMIUM} is missing: "
-            "apt-get install -y chromium"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        print(reason)
-        pytest.skip(reason)
-    return path
-
-
-# The screenshots stay here after the test run (CI lists them), to be looked at.
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "render"
-
-
 def screenshot(svg: str, tmp_path: Path, name: str) -> tuple[Path, tuple[int, int]]:
+    """The SVG opened as a file in a window of its size; the screenshot, kept in
+    ``artifacts/render`` after the run, and the window's size."""
     window = window_of(svg)
     source = tmp_path / f"{name}.svg"
     source.write_text(svg, encoding="utf-8")
-    png = tmp_path / f"{name}.png"
-    command = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        f"--screenshot={png}",
-        f"--window-size={window[0]},{window[1]}",
-        source.as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(png, ARTIFACTS / png.name)  # kept after the run, to be looked at
+    png = ARTIFACTS / "render" / f"{name}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": window[0], "height": window[1]})
+        page.goto(source.as_uri())
+        page.screenshot(path=str(png))
     return png, window
 
 
