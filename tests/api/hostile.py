@@ -135,6 +135,27 @@ JSON_ROUTES: list[tuple[str, str, str, dict[str, JSON], tuple[str | int, ...]]] 
         V2_REQUEST,
         ("inputs", 0, "data", 1),
     ),
+    (
+        "input-gradient",
+        "POST",
+        "/v1/models/seed/input-gradient",
+        {"inputs": SEED_INPUTS, "targets": SEED_TARGETS, "jacobian": True},
+        ("inputs", 0, 1),
+    ),
+    (
+        "gradient-check",
+        "POST",
+        "/v1/models/seed/gradient-check",
+        {"inputs": SEED_INPUTS, "targets": SEED_TARGETS, "epsilon": 1e-6, "sample": 3},
+        ("epsilon",),
+    ),
+    (
+        "stateless-input-gradient",
+        "POST",
+        "/v1/input-gradient",
+        {**STATELESS, "inputs": SEED_INPUTS, "targets": SEED_TARGETS},
+        ("targets", 0, 0),
+    ),
 ]
 ROUTE_IDS = [route[0] for route in JSON_ROUTES]
 
