@@ -39,6 +39,9 @@ cleanup() {
             podman logs --tail 15 "${COMPOSE_PROJECT}_${service}_1" 2>&1 || true
         done
     fi
+    # The containers with any anonymous volumes, then the stack's network and named volume.
+    podman ps --all --quiet --filter "label=io.podman.compose.project=$COMPOSE_PROJECT" \
+        | xargs --no-run-if-empty podman rm --force --volumes --time 5 >/dev/null 2>&1 || true
     compose down --volumes >/dev/null 2>&1 || true
     podman network rm --force "${COMPOSE_PROJECT}_default" >/dev/null 2>&1 || true
     rm -rf "$secrets"
