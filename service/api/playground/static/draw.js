@@ -4,7 +4,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const GAP_X = 260;
-const GAP_Y = 136;
+const GAP_Y = 140;
 const RADIUS = 22;
 const MARGIN_X = 64;
 const TOP = 58;
@@ -74,7 +74,7 @@ export function networkSvg(network, shape, values) {
     + (column === last && values.targets ? 1 : 0));
   columns.forEach((names, c) => names.forEach((_, u) => {
     const [x, y] = centre(c, u);
-    taken.push([x - 54, y - RADIUS - 2, x + 54, y + RADIUS + 4 + LINE * lines(c)]);
+    taken.push([x - 54, y - RADIUS - 2, x + 54, y + RADIUS + 9 + LINE * lines(c)]);
   }));
 
   const biggest = Math.max(...weights.map((w) => Math.abs(values.parameters[w.name])), 1e-12);
@@ -106,8 +106,10 @@ export function networkSvg(network, shape, values) {
       g.append(el("circle", { cx: x, cy: y, r: RADIUS }));
       g.append(el("text", { x, y: y + 5, class: "name" }, name));
       let k = 1;
+      // Under a non-input node the bias's button takes the first line, and a little more.
+      const below = c === 0 ? 0 : 5;
       const line = (text, cls) => {
-        g.append(el("text", { x, y: y + RADIUS + LINE * k++, class: cls }, text));
+        g.append(el("text", { x, y: y + RADIUS + below + LINE * k++, class: cls }, text));
       };
       if (c === 0) {
         const xi = values.inputs ? values.inputs[u] : null;
