@@ -16,7 +16,8 @@ package. It enforces what must hold across processes:
         └──interrupt──> interrupted ──resume──> queued      cancelled ──resume──> queued
 
 Every change of state and every checkpoint appends an event to the job (numbered 1, 2, ...);
-a running job's ``cancel`` only sets ``cancel_requested``, which its owner acts on.
+a running job's ``cancel`` only sets ``cancel_requested``, which its owner acts on. The
+transitions are pure functions (:mod:`.transitions`) that every backend's store calls.
 
 A job's ``progress`` is the last one its owner stored; heartbeats may carry it past the last
 checkpoint. The registry keeps the progress saved with the last checkpoint (with the job

@@ -18,21 +18,12 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from . import transitions
 from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
-from .errors import (
-    DatasetExists,
-    DatasetInUse,
-    DatasetNotFound,
-    JobLost,
-    JobNotFound,
-    JobStateConflict,
-    ModelBusy,
-    ModelChanged,
-)
+from .errors import DatasetExists, DatasetInUse, DatasetNotFound, JobNotFound
 from .jobs import JobStorage
 from .records import (
     ACTIVE,
-    RESUMABLE,
     Arrays,
     DatasetRecord,
     EventKind,
@@ -151,9 +142,18 @@ class MemoryJobs(JobStorage):
 
     def _refuse_if_busy(self, model: str) -> None:
         """ModelBusy if a job is active on `model`; callers hold the lock."""
-        active = self._active_job(model)
-        if active is not None:
-            raise ModelBusy(model, active)
+        transitions.refuse_if_busy(model, self._active_job(model))
+
+    @staticmethod
+    def _apply(job: _Job, change: transitions.Change | None, now: float) -> JobRecord:
+        """Store a transition's change in the job; callers hold the lock."""
+        if change is not None:
+            for name, value in change.fields.items():
+                setattr(job, name, value)
+            job.updated_at = now
+            if change.event is not None:
+                job.event(change.event, now)
+        return job.record()
 
     def _drop_history(self, model: str) -> None:
         self._history.pop(model, None)
@@ -243,26 +243,11 @@ class MemoryJobs(JobStorage):
             if job_id in self._jobs:
                 raise ValueError(f"job id {job_id!r} is taken")
             now = time.time()
-            job = _Job(
-                id=job_id,
-                model=model,
-                dataset=dataset,
-                state="queued",
-                config=config_text,
-                progress=progress_text,
-                kept_progress=progress_text,
-                checkpoint=None,
-                version=version,
-                owner=owner,
-                error=None,
-                created_at=now,
-                updated_at=now,
-                heartbeat_at=now,
-                data=blob,
+            new = transitions.new_job(
+                job_id, model, dataset, config_text, progress_text, version, owner, blob, now
             )
-            job.event("state", now)
-            self._jobs[job_id] = job
-            return job.record()
+            job = self._jobs[job_id] = _Job(**new.fields, updated_at=now)
+            return self._apply(job, transitions.Change({}, new.event), now)
 
     def active_job(self, model: str) -> str | None:
         """The id of the model's queued or running job, if any."""
@@ -311,25 +296,11 @@ class MemoryJobs(JobStorage):
             blob = self._job(job_id).data
         return None if blob is None else decode_arrays(blob)
 
-    def _owned(self, job_id: str, owner: str, states: tuple[JobState, ...]) -> _Job:
-        job = self._job(job_id)
-        if job.owner != owner or job.state not in states:
-            raise JobLost(job_id, owner)
-        return job
-
     def start_job(self, job_id: str, owner: str) -> JobRecord:
         """queued -> running; JobStateConflict, JobLost."""
         with self._lock:
-            job = self._job(job_id)
-            if job.state != "queued":
-                raise JobStateConflict(job_id, job.state, "start")
-            job = self._owned(job_id, owner, ("queued",))
-            now = time.time()
-            job.state = "running"
-            job.started_at = job.started_at or now
-            job.updated_at = job.heartbeat_at = now
-            job.event("state", now)
-            return job.record()
+            job, now = self._job(job_id), time.time()
+            return self._apply(job, transitions.start(job, owner, now), now)
 
     def checkpoint(
         self,
@@ -346,14 +317,14 @@ class MemoryJobs(JobStorage):
         progress_text, checkpoint_text = encode_spec(progress), encode_spec(checkpoint)
         history_data = None if history is None else decode_spec(encode_spec(history))
         with self._lock:
-            job = self._owned(job_id, owner, ("running",))
+            job = self._job(job_id)
+            transitions.check_owner(job, owner)
             model = self._commit_locked(job.model, blob, job.version, reason)
             now = time.time()
-            job.version = model.version
-            job.progress, job.checkpoint = progress_text, checkpoint_text
-            job.kept_progress = progress_text
-            job.updated_at = job.heartbeat_at = now
-            job.event("progress", now)
+            change = transitions.checkpoint(
+                job, owner, model.version, progress_text, checkpoint_text, now
+            )
+            record = self._apply(job, change, now)
             if history_data is not None:
                 entries = self._history.setdefault(job.model, [])
                 created = timestamp(now)
@@ -363,56 +334,33 @@ class MemoryJobs(JobStorage):
                         job.model, len(entries) + 1, job.id, model.version, history_data, created
                     )
                 )
-            return job.record(), model
+            return record, model
 
     def finish_job(
         self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
     ) -> JobRecord:
         """running -> succeeded, failed, cancelled or interrupted; JobLost."""
-        if state not in ("succeeded", "failed", "cancelled", "interrupted"):
-            raise ValueError(f"a job cannot finish as {state!r}")
+        transitions.check_final(state)
         progress_text = encode_spec(progress)
         with self._lock:
-            job = self._owned(job_id, owner, ("running",))
-            now = time.time()
-            job.state, job.progress, job.error = state, progress_text, error
-            job.updated_at = job.finished_at = now
-            job.event("end", now)
-            return job.record()
+            job, now = self._job(job_id), time.time()
+            change = transitions.finish(job, owner, state, progress_text, error, now)
+            return self._apply(job, change, now)
 
     def cancel_job(self, job_id: str) -> JobRecord:
         """Cancel now (queued, interrupted) or at the next step (running)."""
         with self._lock:
-            job = self._job(job_id)
-            now = time.time()
-            if job.state in ("queued", "interrupted"):
-                job.state = "cancelled"
-                job.updated_at = job.finished_at = now
-                job.event("end", now)
-            elif job.state == "running":
-                job.cancel_requested = True
-                job.updated_at = now
-            elif job.state != "cancelled":
-                raise JobStateConflict(job_id, job.state, "be cancelled")
-            return job.record()
+            job, now = self._job(job_id), time.time()
+            return self._apply(job, transitions.cancel(job, now), now)
 
     def resume_job(self, job_id: str, owner: str) -> JobRecord:
         """interrupted or cancelled -> queued; JobStateConflict, ModelBusy, ModelChanged."""
         with self._lock:
             job = self._job(job_id)
-            if job.state not in RESUMABLE:
-                raise JobStateConflict(job_id, job.state, "be resumed")
-            current = self._model_version(job.model)
-            self._refuse_if_busy(job.model)
-            if current != job.version:
-                raise ModelChanged(job.model, job_id, job.version, current)
-            now = time.time()
-            job.state, job.owner, job.error = "queued", owner, None
-            job.cancel_requested = False
-            job.finished_at = None
-            job.updated_at = job.heartbeat_at = now
-            job.event("state", now)
-            return job.record()
+            transitions.check_resumable(job)
+            current, now = self._model_version(job.model), time.time()
+            change = transitions.resume(job, owner, current, self._active_job(job.model), now)
+            return self._apply(job, change, now)
 
     def interrupt_jobs(
         self, *, owner: str | None = None, stale_before: datetime | None = None
@@ -430,11 +378,8 @@ class MemoryJobs(JobStorage):
                 stale = limit is not None and (job.heartbeat_at or 0.0) < limit
                 if not (mine or stale):
                     continue
-                job.state = "cancelled" if job.cancel_requested else "interrupted"
-                job.progress = job.kept_progress
-                job.updated_at = job.finished_at = now
-                job.event("end", now)
-                out.append(job.record())
+                change = transitions.interrupt(job.cancel_requested, job.kept_progress, now)
+                out.append(self._apply(job, change, now))
         return out
 
     def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
@@ -446,10 +391,8 @@ class MemoryJobs(JobStorage):
             now = time.time()
             for job in self._jobs.values():
                 if job.owner == owner and job.state in ACTIVE:
-                    job.heartbeat_at = now
-                    if job.id in texts:
-                        job.progress = texts[job.id]
-                    out.append(job.record())
+                    change = transitions.heartbeat(texts.get(job.id), now)
+                    out.append(self._apply(job, change, now))
         return out
 
     def job_events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:

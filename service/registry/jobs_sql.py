@@ -29,26 +29,21 @@ from typing import Any, ClassVar, Protocol, cast
 
 from numpy.typing import NDArray
 
+from . import transitions
 from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
 from .errors import (
     DatasetExists,
     DatasetInUse,
     DatasetNotFound,
-    JobLost,
     JobNotFound,
-    JobStateConflict,
-    ModelBusy,
-    ModelChanged,
     ModelNotFound,
     RegistryError,
     VersionConflict,
 )
 from .jobs import JobStorage
 from .records import (
-    RESUMABLE,
     Arrays,
     DatasetRecord,
-    EventKind,
     HistoryEntry,
     JobEvent,
     JobRecord,
@@ -138,11 +133,13 @@ class SqlJobs(JobStorage):
         version: int = rows[0][0]
         return version
 
+    def _active_job(self, tx: Tx, model: str) -> str | None:
+        rows = tx.rows(f"SELECT id FROM jobs WHERE model = %s AND state IN {ACTIVE_SQL}", (model,))
+        return rows[0][0] if rows else None
+
     def _refuse_if_busy(self, tx: Tx, model: str) -> None:
         """ModelBusy if a job is active on `model`."""
-        rows = tx.rows(f"SELECT id FROM jobs WHERE model = %s AND state IN {ACTIVE_SQL}", (model,))
-        if rows:
-            raise ModelBusy(model, rows[0][0])
+        transitions.refuse_if_busy(model, self._active_job(tx, model))
 
     def _read_job(self, tx: Tx, job_id: str, lock: bool = False) -> JobRecord:
         suffix = self.FOR_UPDATE if lock else ""
@@ -151,10 +148,12 @@ class SqlJobs(JobStorage):
             raise JobNotFound(job_id)
         return _job(rows[0])
 
-    def _change(
-        self, tx: Tx, job_id: str, sets: Mapping[str, Any], kind: EventKind | None, now: float
-    ) -> JobRecord:
-        """Update the job's columns (names are ours, never a caller's) and append an event."""
+    def _apply(self, tx: Tx, job_id: str, change: transitions.Change, now: float) -> JobRecord:
+        """Store a transition's change (its field names are ours, never a caller's) and
+        append its event."""
+        # Flags are INTEGER columns: PostgreSQL takes no bool for them.
+        sets = {k: int(v) if isinstance(v, bool) else v for k, v in change.fields.items()}
+        kind = change.event
         assignments = [f"{column} = %s" for column in sets]
         assignments.append("updated_at = %s")
         if kind is not None:
@@ -282,27 +281,19 @@ class SqlJobs(JobStorage):
         with self._tx(write=True) as tx:
             version = self._lock_model(tx, model)
             self._refuse_if_busy(tx, model)
-            tx.rows(
-                "INSERT INTO jobs (id, model, dataset, state, config, progress, kept_progress,"
-                " version, owner, cancel_requested, last_event, created_at, updated_at,"
-                " heartbeat_at, data)"
-                " VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, 0, 0, %s, %s, %s, %s)",
-                (
-                    job_id,
-                    model,
-                    dataset,
-                    config_text,
-                    progress_text,
-                    progress_text,
-                    version,
-                    owner,
-                    now,
-                    now,
-                    now,
-                    blob,
-                ),
+            if tx.rows("SELECT 1 FROM jobs WHERE id = %s", (job_id,)):
+                raise ValueError(f"job id {job_id!r} is taken")
+            new = transitions.new_job(
+                job_id, model, dataset, config_text, progress_text, version, owner, blob, now
             )
-            job = self._change(tx, job_id, {}, "state", now)
+            columns = {**new.fields, "updated_at": now, "last_event": 0}
+            values = [int(v) if isinstance(v, bool) else v for v in columns.values()]
+            tx.rows(
+                f"INSERT INTO jobs ({', '.join(columns)})"
+                f" VALUES ({', '.join(['%s'] * len(columns))})",
+                values,
+            )
+            job = self._apply(tx, job_id, transitions.Change({}, new.event), now)
         self._storage_full = False  # new data stored: there is room again
         return job
 
@@ -365,24 +356,12 @@ class SqlJobs(JobStorage):
             raise JobNotFound(job_id)
         return None if rows[0][0] is None else decode_arrays(rows[0][0])
 
-    def _owned(self, tx: Tx, job_id: str, owner: str, state: JobState) -> JobRecord:
-        job = self._read_job(tx, job_id, lock=True)
-        if job.owner != owner or job.state != state:
-            raise JobLost(job_id, owner)
-        return job
-
     def start_job(self, job_id: str, owner: str) -> JobRecord:
         """queued -> running; JobStateConflict, JobLost."""
         now = time.time()
         with self._tx(write=True) as tx:
             job = self._read_job(tx, job_id, lock=True)
-            if job.state != "queued":
-                raise JobStateConflict(job_id, job.state, "start")
-            self._owned(tx, job_id, owner, "queued")
-            sets: dict[str, Any] = {"state": "running", "heartbeat_at": now}
-            if job.started_at is None:
-                sets["started_at"] = now
-            return self._change(tx, job_id, sets, "state", now)
+            return self._apply(tx, job_id, transitions.start(job, owner, now), now)
 
     def checkpoint(
         self,
@@ -399,9 +378,14 @@ class SqlJobs(JobStorage):
         progress_text, checkpoint_text = encode_spec(progress), encode_spec(checkpoint)
         history_text = None if history is None else encode_spec(history)
         with self._tx(write=True) as tx:
-            model_name = self._read_job(tx, job_id).model
-            self._lock_model(tx, model_name)  # the model's row first, then the job's
-            job = self._owned(tx, job_id, owner, "running")
+            # The job's owner first, as the memory backend checks it (a job that ended is lost
+            # to its owner also once its model is gone); then the model's row is locked before
+            # the job's, and the job read again.
+            job = self._read_job(tx, job_id)
+            transitions.check_owner(job, owner)
+            self._lock_model(tx, job.model)
+            job = self._read_job(tx, job_id, lock=True)
+            transitions.check_owner(job, owner)
             record = self._commit_in(tx, job.model, blob, job.version, reason)
             now = time.time()
             if history_text is not None:
@@ -414,14 +398,10 @@ class SqlJobs(JobStorage):
                     " VALUES (%s, %s, %s, %s, %s, %s)",
                     (job.model, seq, job_id, record.version, history_text, now),
                 )
-            sets = {
-                "version": record.version,
-                "progress": progress_text,
-                "kept_progress": progress_text,
-                "checkpoint": checkpoint_text,
-                "heartbeat_at": now,
-            }
-            job = self._change(tx, job_id, sets, "progress", now)
+            change = transitions.checkpoint(
+                job, owner, record.version, progress_text, checkpoint_text, now
+            )
+            job = self._apply(tx, job_id, change, now)
         self._storage_full = False  # new data stored: there is room again
         return job, record
 
@@ -429,27 +409,20 @@ class SqlJobs(JobStorage):
         self, job_id: str, owner: str, state: JobState, progress: JSONObject, error: str | None
     ) -> JobRecord:
         """running -> succeeded, failed, cancelled or interrupted; JobLost."""
-        if state not in ("succeeded", "failed", "cancelled", "interrupted"):
-            raise ValueError(f"a job cannot finish as {state!r}")
+        transitions.check_final(state)
         progress_text, now = encode_spec(progress), time.time()
         with self._tx(write=True) as tx:
-            self._owned(tx, job_id, owner, "running")
-            sets = {"state": state, "progress": progress_text, "error": error, "finished_at": now}
-            return self._change(tx, job_id, sets, "end", now)
+            job = self._read_job(tx, job_id, lock=True)
+            change = transitions.finish(job, owner, state, progress_text, error, now)
+            return self._apply(tx, job_id, change, now)
 
     def cancel_job(self, job_id: str) -> JobRecord:
         """Cancel now (queued, interrupted) or at the next step (running)."""
         now = time.time()
         with self._tx(write=True) as tx:
             job = self._read_job(tx, job_id, lock=True)
-            if job.state in ("queued", "interrupted"):
-                sets = {"state": "cancelled", "finished_at": now}
-                return self._change(tx, job_id, sets, "end", now)
-            if job.state == "running":
-                return self._change(tx, job_id, {"cancel_requested": 1}, None, now)
-            if job.state == "cancelled":
-                return job
-            raise JobStateConflict(job_id, job.state, "be cancelled")
+            change = transitions.cancel(job, now)
+            return job if change is None else self._apply(tx, job_id, change, now)
 
     def resume_job(self, job_id: str, owner: str) -> JobRecord:
         """interrupted or cancelled -> queued; JobStateConflict, ModelBusy, ModelChanged."""
@@ -458,25 +431,12 @@ class SqlJobs(JobStorage):
             # The job's state first, as the memory backend checks it (409 before the model's
             # 404); then the model's row is locked before the job's, and the state read again.
             job = self._read_job(tx, job_id)
-            if job.state not in RESUMABLE:
-                raise JobStateConflict(job_id, job.state, "be resumed")
-            model = job.model
-            current = self._lock_model(tx, model)
+            transitions.check_resumable(job)
+            current = self._lock_model(tx, job.model)
             job = self._read_job(tx, job_id, lock=True)
-            if job.state not in RESUMABLE:
-                raise JobStateConflict(job_id, job.state, "be resumed")
-            self._refuse_if_busy(tx, model)
-            if current != job.version:
-                raise ModelChanged(model, job_id, job.version, current)
-            sets: dict[str, Any] = {
-                "state": "queued",
-                "owner": owner,
-                "error": None,
-                "cancel_requested": 0,
-                "finished_at": None,
-                "heartbeat_at": now,
-            }
-            return self._change(tx, job_id, sets, "state", now)
+            active = self._active_job(tx, job.model)
+            change = transitions.resume(job, owner, current, active, now)
+            return self._apply(tx, job_id, change, now)
 
     def interrupt_jobs(
         self, *, owner: str | None = None, stale_before: datetime | None = None
@@ -501,11 +461,8 @@ class SqlJobs(JobStorage):
                 params,
             )
             for job_id, cancel, kept in rows:
-                state = "cancelled" if cancel else "interrupted"
-                sets = {"state": state, "finished_at": now}
-                if kept is not None:  # None: a job stored before progress was kept
-                    sets["progress"] = kept
-                out.append(self._change(tx, job_id, sets, "end", now))
+                change = transitions.interrupt(bool(cancel), kept, now)
+                out.append(self._apply(tx, job_id, change, now))
         return out
 
     def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
@@ -519,10 +476,8 @@ class SqlJobs(JobStorage):
                 (owner,),
             )
             for (job_id,) in rows:
-                sets: dict[str, Any] = {"heartbeat_at": now}
-                if job_id in progress:
-                    sets["progress"] = encode_spec(progress[job_id])
-                out.append(self._change(tx, job_id, sets, None, now))
+                text = encode_spec(progress[job_id]) if job_id in progress else None
+                out.append(self._apply(tx, job_id, transitions.heartbeat(text, now), now))
         return out
 
     def job_events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:

@@ -421,3 +421,106 @@ def test_a_job_that_cannot_resume_says_so_whatever_became_of_its_model(
     assert registry.get_job("j1").state == "succeeded"
     with pytest.raises(JobStateConflict, match="succeeded"):
         registry.resume_job("j1", ME)
+
+
+# -- the state machine, action by action, the same on every backend ----------------------------
+
+_ACTIONS: dict[str, Any] = {
+    "start": lambda r, j: r.start_job(j, ME),
+    "start by another": lambda r, j: r.start_job(j, OTHER),
+    "checkpoint": lambda r, j: r.checkpoint(j, ME, bundle(1), "x", {"e": 1}, {"e": 1}),
+    "checkpoint by another": lambda r, j: r.checkpoint(j, OTHER, bundle(1), "x", {}, {}),
+    "finish": lambda r, j: r.finish_job(j, ME, "succeeded", {}, None),
+    "finish by another": lambda r, j: r.finish_job(j, OTHER, "succeeded", {}, None),
+    "cancel": lambda r, j: r.cancel_job(j),
+    "resume": lambda r, j: r.resume_job(j, OTHER),
+}
+
+
+def _job_in(registry: Registry, state: str, job_id: str, model: str) -> None:
+    registry.create(model, SPEC, bundle())
+    registry.create_job(job_id, model, None, CONFIG, ME, {"epoch": 0})
+    if state == "cancelled":
+        registry.cancel_job(job_id)
+    elif state != "queued":
+        registry.start_job(job_id, ME)
+    if state in ("succeeded", "failed"):
+        registry.finish_job(job_id, ME, state, {}, None)  # type: ignore[arg-type]
+    elif state == "interrupted":
+        registry.interrupt_jobs(owner=ME)
+
+
+def _outcome(registry: Registry, action: str, job_id: str) -> str:
+    before = registry.get_job(job_id).last_event
+    try:
+        _ACTIONS[action](registry, job_id)
+    except Exception as exc:
+        assert registry.get_job(job_id).last_event == before  # a refusal changes nothing
+        return type(exc).__name__
+    job = registry.get_job(job_id)
+    flag = " cancel_requested" if job.cancel_requested else ""
+    return f"{job.state}{flag} +{job.last_event - before}"
+
+
+_C, _L = "JobStateConflict", "JobLost"
+# state: start, start by another, checkpoint, checkpoint by another, finish, finish by another,
+# cancel, resume
+_TABLE: dict[str, tuple[str, ...]] = {
+    "queued": ("running +1", _L, _L, _L, _L, _L, "cancelled +1", _C),
+    "running": (_C, _C, "running +1", _L, "succeeded +1", _L, "running cancel_requested +0", _C),
+    "succeeded": (_C, _C, _L, _L, _L, _L, _C, _C),
+    "failed": (_C, _C, _L, _L, _L, _L, _C, _C),
+    "cancelled": (_C, _C, _L, _L, _L, _L, "cancelled +0", "queued +1"),
+    "interrupted": (_C, _C, _L, _L, _L, _L, "cancelled +1", "queued +1"),
+}
+
+
+def test_every_action_from_every_state_gets_one_answer(registry: Registry) -> None:
+    """The transitions are one set of pure functions: every backend moves a job, or refuses
+    to, alike (and appends the same events)."""
+    got: dict[str, tuple[str, ...]] = {}
+    for state in _TABLE:
+        outcomes = []
+        for number, action in enumerate(_ACTIONS):
+            job_id, model = f"{state}-{number}", f"m-{state}-{number}"
+            _job_in(registry, state, job_id, model)
+            outcomes.append(_outcome(registry, action, job_id))
+        got[state] = tuple(outcomes)
+    assert got == _TABLE
+
+
+def test_a_job_whose_model_is_gone_gets_the_same_answers(registry: Registry) -> None:
+    """Jobs outlive their models: each backend checks the job before the model, so an ended
+    job is refused as it would be with its model, and only a resumable one misses it."""
+    got: dict[str, tuple[str, ...]] = {}
+    for state in ("succeeded", "failed", "cancelled", "interrupted"):
+        outcomes = []
+        for number, action in enumerate(_ACTIONS):
+            job_id, model = f"{state}-{number}", f"m-{state}-{number}"
+            _job_in(registry, state, job_id, model)
+            registry.delete(model)
+            outcomes.append(_outcome(registry, action, job_id))
+        got[state] = tuple(outcomes)
+    gone = "ModelNotFound"
+    assert got == {
+        "succeeded": _TABLE["succeeded"],
+        "failed": _TABLE["failed"],
+        "cancelled": (*_TABLE["cancelled"][:7], gone),
+        "interrupted": (*_TABLE["interrupted"][:7], gone),
+    }
+
+
+def test_a_taken_job_id_is_refused_alike(registry: Registry) -> None:
+    running_job(registry)
+    registry.finish_job("j1", ME, "succeeded", {}, None)
+    with pytest.raises(ValueError, match="taken"):
+        registry.create_job("j1", "m", None, CONFIG, ME, {})
+    assert registry.get_job("j1").state == "succeeded"
+    assert registry.count_jobs() == 1
+
+
+def test_a_heartbeat_updates_the_job_on_every_backend(registry: Registry) -> None:
+    running_job(registry)
+    [job] = registry.heartbeat(ME, {"j1": {"epoch": 1}})
+    assert job.updated_at == job.heartbeat_at
+    assert registry.get_job("j1") == job
