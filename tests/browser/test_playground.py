@@ -318,3 +318,33 @@ def test_reads_well_at_narrow_and_wide_widths(
         screenshot(page, "playground", name)
         screenshot(page, "playground", f"{name}-top", full_page=False)
         page.locator("#diagram").screenshot(path=str(ARTIFACTS / "playground" / f"{name}-net.png"))
+
+
+def test_checks_show_the_apis_input_gradient_and_gradient_check(
+    server: httpx.Client, opened: Recorded
+) -> None:
+    page = opened.page
+    ref = reference(server)
+    page.click("#input-gradient")
+    wait_idle(page, 2)
+    inputs = answer(server, f"/v1/models/{ref}/input-gradient", SEED_DATA)
+    shown = page.eval_on_selector_all(
+        "#input-gradients td[data-value]", "cells => cells.map(c => c.dataset.value)"
+    )
+    assert [float(v) for v in shown] == inputs["input_gradients"][0]
+    page.click("#gradient-check")
+    wait_idle(page, 3)
+    check = answer(server, f"/v1/models/{ref}/gradient-check", SEED_DATA)
+    rows = page.eval_on_selector_all(
+        "#gradient-check-table tbody tr",
+        """rows => rows.map(r => [r.querySelector('th').innerText,
+            ...Array.from(r.querySelectorAll('td')).map(c => Number(c.dataset.value))])""",
+    )
+    assert rows == [
+        [p["name"], p["backprop"], p["numeric"], p["relative_error"]] for p in check["parameters"]
+    ]
+    # Backpropagation's gradients agree with the central differences, and with the blog's.
+    assert check["max_relative_error"] < 1e-6
+    assert {p["name"]: p["backprop"] for p in check["parameters"]} == pytest.approx(
+        SEED["gradients_named"], abs=1e-12
+    )

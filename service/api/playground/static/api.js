@@ -92,6 +92,14 @@ export class Api {
     });
   }
 
+  inputGradient(name, inputs, targets) {
+    return this.post(`v1/models/${encodeURIComponent(name)}/input-gradient`, { inputs, targets });
+  }
+
+  gradientCheck(name, inputs, targets) {
+    return this.post(`v1/models/${encodeURIComponent(name)}/gradient-check`, { inputs, targets });
+  }
+
   explain(name, inputs, targets, parameter) {
     return this.post(`v1/models/${encodeURIComponent(name)}/explain`, {
       inputs,

@@ -572,6 +572,27 @@ function renderExplain() {
   box.replaceChildren(...parts);
 }
 
+/** A check's answer as a table: a caption, column titles, rows of a name and numbers. */
+function showCheck(title, titles, rows, id) {
+  const table = document.createElement("table");
+  table.id = id;
+  const c = document.createElement("caption");
+  c.textContent = title;
+  table.append(c, head(titles));
+  const body = document.createElement("tbody");
+  for (const [name, ...numbers] of rows) {
+    const row = body.insertRow();
+    cell(row, "th", name).scope = "row";
+    for (const v of numbers) setNumber(cell(row, "td", ""), v);
+  }
+  table.append(body);
+  const scroll = document.createElement("div");
+  scroll.className = "scroll";
+  scroll.append(table);
+  $("checks").replaceChildren(scroll);
+  say(title);
+}
+
 // ---- the model picker, the call list, the key
 
 async function listModels() {
@@ -702,6 +723,19 @@ function wire() {
       pick(event.target.dataset.name);
     }
   });
+  $("input-gradient").addEventListener("click", () => act("input gradient", async () => {
+    const answer = await api.inputGradient(state.scratch, [state.inputs], [state.targets]);
+    const rows = answer.input_gradients[0].map((g, i) => [`∂E/∂x${i + 1}`, g]);
+    showCheck(`Input gradient (version ${answer.version}, E = ${answer.loss})`, ["", "value"],
+      rows, "input-gradients");
+  }));
+  $("gradient-check").addEventListener("click", () => act("gradient check", async () => {
+    const answer = await api.gradientCheck(state.scratch, [state.inputs], [state.targets]);
+    const rows = answer.parameters.map((p) => [p.name, p.backprop, p.numeric, p.relative_error]);
+    showCheck(`Gradient check (version ${answer.version}, ε = ${answer.epsilon}): largest `
+      + `relative error ${answer.max_relative_error}`,
+      ["", "backpropagation", "central differences", "relative error"], rows, "gradient-check-table");
+  }));
   addEventListener("pagehide", () => {
     if (state.scratch) api.remove(state.scratch, true);
   });
