@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -26,6 +29,29 @@ class Limits(BaseSettings):
     max_batch_rows: int = Field(
         100_000, ge=1, description="Most rows in one batch of inputs or targets."
     )
+
+
+#: The built-in limits, which no environment changes: in force outside any app's requests.
+DEFAULT_LIMITS = Limits.model_construct()
+#: The limits in force: set for each request by the app serving it.
+LIMITS_IN_FORCE: ContextVar[Limits] = ContextVar("backprop_limits", default=DEFAULT_LIMITS)
+
+
+def current_limits() -> Limits:
+    """The size limits of the app whose request is being served (its :class:`Settings`): the
+    request schemas check them. Threads and worker processes that serve a request get them
+    from the request (``threads.LowPriorityPool``, ``workers.WorkerPool``)."""
+    return LIMITS_IN_FORCE.get()
+
+
+@contextmanager
+def limits_in_force(limits: Limits) -> Iterator[None]:
+    """``limits`` are :func:`current_limits` within the block."""
+    token = LIMITS_IN_FORCE.set(limits)
+    try:
+        yield
+    finally:
+        LIMITS_IN_FORCE.reset(token)
 
 
 class Settings(Limits):

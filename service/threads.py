@@ -10,6 +10,7 @@ small forward waits that long; a SCHED_IDLE thread gives way at once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import sys
 import threading
@@ -53,8 +54,10 @@ class LowPriorityPool:
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in one of the pool's threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+        """``fn(*args)`` in one of the pool's threads, in a copy of the caller's context (its
+        context variables: the limits of the request it serves, say)."""
+        call = partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

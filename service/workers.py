@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from service.core import LayerParams, Params
+from service.settings import Limits, current_limits, limits_in_force
 
 T = TypeVar("T")
 
@@ -139,10 +140,10 @@ class WorkerPool:
         try:
             args = tuple([await self._shared_bytes(a, written) for a in args])
             try:
-                future = executor.submit(_call, fn, args, self._directory())
+                future = executor.submit(_call, fn, args, self._directory(), current_limits())
             except BrokenProcessPool:
                 self._replace(executor)
-                future = self._pool().submit(_call, fn, args, self._directory())
+                future = self._pool().submit(_call, fn, args, self._directory(), current_limits())
             try:
                 result = await asyncio.wrap_future(future)
             except BrokenProcessPool:
@@ -357,10 +358,14 @@ def _unshipped(shipped: Shipped) -> Any:
 # -- in the worker process ---------------------------------------------------------------------
 
 
-def _call(fn: Callable[..., T], args: tuple[Any, ...], directory: Path) -> T | Shipped:
+def _call(
+    fn: Callable[..., T], args: tuple[Any, ...], directory: Path, limits: Limits
+) -> T | Shipped:
+    """``fn(*args)`` under the size limits of the request it serves, its result shipped."""
     if isinstance(fn, partial):
         fn = partial(fn.func, *_mapped_args(fn.args), **fn.keywords)
-    return _shipped(fn(*_mapped_args(args)), directory)
+    with limits_in_force(limits):
+        return _shipped(fn(*_mapped_args(args)), directory)
 
 
 def _mapped_args(args: tuple[Any, ...]) -> Iterator[Any]:

@@ -91,12 +91,6 @@ def test_limits_show_in_the_spec() -> None:
     assert schemas["ForwardRequest"]["properties"]["inputs"]["maxItems"] >= 1
 
 
-def test_an_app_with_other_limits_than_the_schemas_is_refused() -> None:
-    """The schemas hold the limits read at import: an app must not pretend to other ones."""
-    with pytest.raises(ValueError, match="max_batch_rows=2"):
-        create_app(Settings(registry="memory://", max_batch_rows=2))
-
-
 def _parameters() -> list[tuple[str, dict[str, Any]]]:
     return [
         (f"{method.upper()} {path}", parameter)

@@ -17,7 +17,7 @@ from service.api.budget import BudgetedStore
 from service.api.logging import RequestLog
 from service.api.middleware import BodyLimit
 from service.api.routes import compute, datasets, health, jobs, learn, models, stateless, v2
-from service.api.schemas.common import LIMITS
+from service.api.schemas.common import LIMIT_KEY
 from service.jobs.store import open_jobs
 from service.memory import tune_malloc_mib
 from service.operations import Operations
@@ -79,7 +79,6 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new application on its own registry, opened from ``settings.registry``."""
     settings = settings or Settings()
-    _check_limits(settings)
     registry = open_registry(settings.registry, keep_versions=settings.keep_versions)
     limits = WorkLimits(
         max_seconds=settings.max_compute_seconds,
@@ -135,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (models, compute, learn, stateless, health, v2, datasets, jobs):
         app.include_router(module.router)
     fastlane.install(app)  # innermost: every middleware below applies to it
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, limits=_size_limits(settings))
     docs.install(app)
     playground.install(app)
     auth.install(app, settings, auth.load_keys(settings))
@@ -147,20 +146,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _check_limits(settings: Settings) -> None:
-    """The request schemas, and so the spec, hold the size limits read from ``BACKPROP_*`` when
-    the service was imported: an app with other limits would enforce them only in part."""
-    differ = [
-        f"{field}={getattr(settings, field)} (imported with {getattr(LIMITS, field)})"
-        for field in Limits.model_fields
-        if getattr(settings, field) != getattr(LIMITS, field)
-    ]
-    if differ:
-        raise ValueError(
-            "the size limits are read from the environment when the service is imported, so "
-            "that the request schemas and the OpenAPI spec declare them; set "
-            f"BACKPROP_MAX_* before starting instead of passing {', '.join(differ)}"
-        )
+def _size_limits(settings: Settings) -> Limits:
+    """The app's size limits alone (a small object to hand to threads and worker processes)."""
+    return Limits.model_construct(**{name: getattr(settings, name) for name in Limits.model_fields})
+
+
+def _write_limits(node: Any, limits: Limits) -> None:
+    """The app's ``limits`` written into the spec where a schema names one (``LIMIT_KEY``)."""
+    if isinstance(node, list):
+        for item in node:
+            _write_limits(item, limits)
+    elif isinstance(node, dict):
+        name = node.pop(LIMIT_KEY, None)
+        if name is not None:
+            value = getattr(limits, name)
+            node["maxItems" if node.get("type") == "array" else "maximum"] = value
+            if "description" in node:
+                node["description"] = node["description"].replace("{limit}", str(value))
+        for item in node.values():
+            _write_limits(item, limits)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -194,6 +198,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas = spec["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _write_limits(spec, app.state.settings)
     example_answers.document(spec)
     auth.document(spec, app.state.settings)
     app.openapi_schema = spec

@@ -1,18 +1,22 @@
-"""A pure ASGI middleware that bounds request bodies (413 before or while reading them)."""
+"""A pure ASGI middleware that puts the app's size limits in force: request bodies bounded
+(413 before or while reading them), and the limits the request schemas check."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import BodyTooLarge, respond
+from service.settings import LIMITS_IN_FORCE, Limits
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes: at once by Content-Length, else while streaming."""
+    """Refuse bodies over ``limit`` bytes: at once by Content-Length, else while streaming;
+    serve each request with ``limits`` in force (:func:`service.settings.current_limits`)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, limits: Limits) -> None:
         self.app = app
         self.limit = limit
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,4 +43,8 @@ class BodyLimit:
                     raise BodyTooLarge(self.limit)
             return message
 
-        await self.app(scope, limited, send)
+        token = LIMITS_IN_FORCE.set(self.limits)
+        try:
+            await self.app(scope, limited, send)
+        finally:
+            LIMITS_IN_FORCE.reset(token)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from service.api.schemas.common import LIMITS
+from service.settings import DEFAULT_LIMITS as LIMITS
 from tests.api.support import (
     AFTER_STEP,
     JSON,

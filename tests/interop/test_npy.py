@@ -12,7 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from service.api.app import create_app
-from service.api.schemas.common import LIMITS
+from service.settings import DEFAULT_LIMITS as LIMITS
 from service.settings import Settings
 from tests.api.support import SEED, SEED_PARAMETERS, assert_problem, client_for, create_seed
 from tests.v2.support import random_model

@@ -1,15 +1,20 @@
-"""Limits, each a setting: the compute budget per request (in process), and every size limit
-as set through its BACKPROP_* variable in a real server."""
+"""Limits, each a setting of the app: the compute budget per request and every size limit, in
+apps built in this process with settings of their own (whichever way a body is parsed: on the
+event loop, in a thread, in a worker process), and as set through its BACKPROP_* variable in a
+real server."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
+from service.api import answers, endpoint
 from service.operations import Limits, Work, admit, rows_of
+from service.settings import DEFAULT_LIMITS, Settings, current_limits
 from service.specs import network_from_dict
 from tests import servers
 from tests.api.support import (
@@ -140,3 +145,85 @@ def test_the_compute_budget_is_a_setting(limited: httpx.Client) -> None:
     assert limited.post("/v1/models/seed/gradient", json=SEED_DATA).status_code == 200
     response = limited.post("/v1/models/seed/gradient", json=rows(2))
     assert_problem(response, 422, type_suffix="/compute-budget-exceeded")
+
+
+SMALL = {"max_layers": 3, "max_units": 4, "max_parameters": 30, "max_batch_rows": 5}
+
+
+def components(spec: dict[str, Any]) -> tuple[object, ...]:
+    schemas = spec["components"]["schemas"]
+    return (
+        schemas["NetworkSpec"]["properties"]["layers"]["maxItems"],
+        schemas["NetworkSpec"]["properties"]["inputs"]["maximum"],
+        schemas["LayerSpec"]["properties"]["units"]["maximum"],
+        schemas["ForwardRequest"]["properties"]["inputs"]["maxItems"],
+        schemas["ForwardRequest"]["properties"]["inputs"]["description"],
+    )
+
+
+@pytest.mark.anyio
+async def test_apps_in_one_process_each_enforce_and_document_their_own_limits(
+    make_app: AppFactory,
+) -> None:
+    small, default = make_app(**SMALL), make_app()
+    async with client_for(small) as s, client_for(default) as d:
+        for client in (s, d):
+            assert (await client.post("/v1/models", json=seed_model("seed"))).status_code == 201
+        four_layers = {"name": "four", "network": network(1, [1, 1, 1, 1]), "init": {"seed": 1}}
+        assert_problem(await s.post("/v1/models", json=four_layers), 422)
+        assert (await d.post("/v1/models", json=four_layers)).status_code == 201
+        six_rows = {"inputs": [[0.1, 0.2]] * 6}
+        problem = assert_problem(await s.post("/v1/models/seed/forward", json=six_rows), 422)
+        assert "at most 5 items" in str(problem["errors"])
+        assert (await d.post("/v1/models/seed/forward", json=six_rows)).is_success
+        small_spec, default_spec = (
+            (await s.get("/openapi.json")).json(),
+            (await d.get("/openapi.json")).json(),
+        )
+    assert components(small_spec) == (3, 4, 4, 5, "Rows of equal length, 1 to 5 of them.")
+    assert components(default_spec) == (
+        DEFAULT_LIMITS.max_layers,
+        DEFAULT_LIMITS.max_units,
+        DEFAULT_LIMITS.max_units,
+        DEFAULT_LIMITS.max_batch_rows,
+        f"Rows of equal length, 1 to {DEFAULT_LIMITS.max_batch_rows} of them.",
+    )
+    assert current_limits() is DEFAULT_LIMITS  # nothing of a request's limits leaks out
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("where", ["thread", "process"])
+async def test_a_large_body_parsed_off_the_loop_meets_the_apps_limits(
+    make_app: AppFactory, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads and worker processes parse large bodies under the limits of the request's app."""
+    monkeypatch.setattr(answers, "LARGE_BODY", 0)
+    if where == "process":
+        monkeypatch.setattr(endpoint, "PROCESS_BODY", 0)
+    app = make_app(**SMALL, compute_processes=1)
+    async with client_for(app) as client:
+        assert (await client.post("/v1/models", json=seed_model("seed"))).status_code == 201
+        five, six = {"inputs": [[0.1, 0.2]] * 5}, {"inputs": [[0.1, 0.2]] * 6}
+        assert (await client.post("/v1/models/seed/forward", json=five)).is_success
+        problem = assert_problem(await client.post("/v1/models/seed/forward", json=six), 422)
+        assert problem["errors"][0]["pointer"] == "/inputs"
+        assert "at most 5 items" in problem["errors"][0]["message"]
+        # A model file is read and checked in a worker process: its network too.
+        exported = await client.get("/v1/models/seed/export", params={"format": "npz"})
+        wide = {"name": "wide", "network": network(2, [5]), "init": {"seed": 1}}
+        assert_problem(await client.post("/v1/models", json=wide), 422)
+        imported = await client.post(
+            "/v1/models",
+            params={"name": "copy"},
+            content=exported.content,
+            headers={"Content-Type": "application/x-npz"},
+        )
+        assert imported.status_code == 201, imported.text
+
+
+def test_the_size_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKPROP_MAX_BATCH_ROWS", "7")
+    monkeypatch.setenv("BACKPROP_MAX_LAYERS", "2")
+    settings = Settings()
+    assert (settings.max_batch_rows, settings.max_layers) == (7, 2)
+    assert DEFAULT_LIMITS.max_batch_rows == 100_000  # the built-in value, whatever is set

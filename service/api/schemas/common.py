@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from service.core.words import counted
-from service.settings import Limits
+from service.settings import current_limits
 
-# Limits are read once, at import, so that the OpenAPI spec shows the values in force.
-LIMITS = Limits()
+#: The key by which a schema names the limit that bounds it; the app's spec writes the app's
+#: value in its place (``maxItems`` of an array, ``maximum`` of a number) and in its
+#: description's ``{limit}``.
+LIMIT_KEY = "x-backprop-limit"
+
+
+def at_most(limit: str) -> tuple[AfterValidator, Any]:
+    """Metadata bounding a list's length or an integer by the size limit named ``limit`` of
+    the app serving the request (:func:`service.settings.current_limits`), refused with the
+    error Pydantic's own ``max_length`` and ``le`` give."""
+
+    def check(value: Any) -> Any:
+        bound = getattr(current_limits(), limit)
+        if isinstance(value, list):
+            if len(value) > bound:
+                raise PydanticCustomError(
+                    "too_long",
+                    "List should have at most {max_length} items after validation, "
+                    "not {actual_length}",
+                    {"field_type": "List", "max_length": bound, "actual_length": len(value)},
+                )
+        elif value > bound:
+            raise PydanticCustomError(
+                "less_than_equal", "Input should be less than or equal to {le}", {"le": bound}
+            )
+        return value
+
+    return AfterValidator(check), Field(json_schema_extra={LIMIT_KEY: limit})
+
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -91,11 +118,8 @@ def _rectangular(rows: list[list[float]]) -> list[list[float]]:
 
 Batch = Annotated[
     list[Row],
-    Field(
-        min_length=1,
-        max_length=LIMITS.max_batch_rows,
-        description=f"Rows of equal length, 1 to {LIMITS.max_batch_rows} of them.",
-    ),
+    Field(min_length=1, description="Rows of equal length, 1 to {limit} of them."),
+    *at_most("max_batch_rows"),
     AfterValidator(_rectangular),
 ]
 

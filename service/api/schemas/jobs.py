@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag
 
 from service.api.schemas.common import (
-    LIMITS,
     NAME_DESCRIPTION,
     NAME_PATTERN,
     Batch,
     Body,
     LearningRate,
     Out,
+    at_most,
     no_double_dot,
 )
 from service.api.schemas.networks import OptimizerSpec
@@ -94,13 +94,16 @@ class TrainRequest(Body):
         Discriminator(_dataset_kind),
     ] = Field(description='A stored dataset\'s name, or `{"inputs", "targets"}` inline.')
     epochs: int = Field(strict=True, ge=1, le=MAX_EPOCHS, examples=[100])
-    batch_size: int = Field(
-        strict=True,
-        ge=1,
-        le=LIMITS.max_batch_rows,
-        description="Rows per mini-batch (the last batch of an epoch may be smaller).",
-        examples=[4],
-    )
+    batch_size: Annotated[
+        int,
+        Field(
+            strict=True,
+            ge=1,
+            description="Rows per mini-batch (the last batch of an epoch may be smaller).",
+            examples=[4],
+        ),
+        *at_most("max_batch_rows"),
+    ]
     learning_rate: LearningRate
     optimizer: OptimizerSpec | None = Field(
         None,

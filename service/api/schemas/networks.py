@@ -15,7 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from service.api.schemas.common import LIMITS, Body, Finite, Out
+from service.api.schemas.common import Body, Finite, Out, at_most
+from service.settings import current_limits
 
 Activation = Literal["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
 Loss = Literal["half_squared_error", "mean_squared_error", "binary_cross_entropy", "cross_entropy"]
@@ -24,7 +25,7 @@ Loss = Literal["half_squared_error", "mean_squared_error", "binary_cross_entropy
 class LayerSpec(Body):
     """A dense layer of ``units`` units with one activation."""
 
-    units: int = Field(strict=True, ge=1, le=LIMITS.max_units, examples=[3])
+    units: Annotated[int, Field(strict=True, ge=1, examples=[3]), *at_most("max_units")]
     activation: Activation = Field(examples=["relu"])
     negative_slope: float = Field(
         0.01,
@@ -43,8 +44,8 @@ class LayerSpec(Body):
 class NetworkSpec(Body):
     """A feed-forward network: inputs, layers in order, a loss over the last layer's outputs."""
 
-    inputs: int = Field(strict=True, ge=1, le=LIMITS.max_units, examples=[2])
-    layers: list[LayerSpec] = Field(min_length=1, max_length=LIMITS.max_layers)
+    inputs: Annotated[int, Field(strict=True, ge=1, examples=[2]), *at_most("max_units")]
+    layers: Annotated[list[LayerSpec], Field(min_length=1), *at_most("max_layers")]
     loss: Loss = Field(examples=["half_squared_error"])
     dtype: Literal["float64", "float32"] = "float64"
 
@@ -52,10 +53,9 @@ class NetworkSpec(Body):
     def _parameter_limit(self) -> NetworkSpec:
         sizes = [self.inputs, *(layer.units for layer in self.layers)]
         count = sum(a * b + b for a, b in itertools.pairwise(sizes))
-        if count > LIMITS.max_parameters:
-            raise ValueError(
-                f"the network has {count} parameters; the limit is {LIMITS.max_parameters}"
-            )
+        limit = current_limits().max_parameters
+        if count > limit:
+            raise ValueError(f"the network has {count} parameters; the limit is {limit}")
         return self
 
 
@@ -69,7 +69,7 @@ class LayerParameters(Body):
 class LayeredParameters(Body):
     """Parameters layer by layer."""
 
-    layers: list[LayerParameters] = Field(min_length=1, max_length=LIMITS.max_layers)
+    layers: Annotated[list[LayerParameters], Field(min_length=1), *at_most("max_layers")]
 
 
 class NamedParameters(RootModel[dict[str, Finite]]):
