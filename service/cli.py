@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import uvicorn
 from pydantic import ValidationError
 
-from service.jobs import client
+from service import cli_train
 from service.settings import Settings
 
 #: How long the server lets the requests in flight finish after SIGTERM (uvicorn's graceful
@@ -79,7 +79,7 @@ def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _train(args: argparse.Namespace) -> int:
-    return client.train(
+    return cli_train.train(
         args.url,
         args.model,
         args.dataset,

@@ -12,6 +12,7 @@ from service.api import examples
 from service.api.headers import shown, version_tag
 from service.api.problems import MalformedHeaderValue
 from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN
+from service.jobs.store import JobStore
 from service.operations import Operations
 from service.registry import VersionConflict
 from service.settings import Settings
@@ -26,6 +27,11 @@ async def get_store(request: Request) -> ModelStore:
 async def get_operations(request: Request) -> Operations:
     ops: Operations = request.app.state.ops
     return ops
+
+
+async def get_jobs(request: Request) -> JobStore:
+    jobs: JobStore = request.app.state.jobs
+    return jobs
 
 
 async def get_settings(request: Request) -> Settings:
@@ -58,6 +64,7 @@ async def if_match(value: IfMatchHeader = None) -> int | None:
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 OpsDep = Annotated[Operations, Depends(get_operations)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
 IfMatchDep = Annotated[int | None, Depends(if_match)]
 NamePath = Annotated[
     str,

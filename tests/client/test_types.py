@@ -57,19 +57,19 @@ def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_importing_the_client_imports_nothing_of_the_server() -> None:
     code = (
-        "import json, sys, service.client, service.jobs.client\n"
+        "import json, sys, service.client, service.cli_train\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
     result = run(code)
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout))
-    assert {"service.client", "service.client.types", "service.jobs.client"} <= loaded
+    assert {"service.client", "service.client.types", "service.cli_train"} <= loaded
     server = {
         m
         for m in loaded
         if m.startswith(("service.api", "service.core", "service.settings", "service.memory"))
         or m.split(".")[0] in ("fastapi", "starlette", "pydantic_settings")
-        or (m.startswith("service.jobs.") and m != "service.jobs.client")
+        or m.startswith("service.jobs")
     }
     assert server == set()
 

@@ -1,4 +1,4 @@
-"""The command line's ``train`` (service.jobs.client) through the Python client: the progress
+"""The command line's ``train`` (service.cli_train) through the Python client: the progress
 bar (redrawn on a terminal, a line per epoch elsewhere), Ctrl-C cancelling the job (exit
 status 130), and an unreachable server (1)."""
 
@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from service.cli_train import bar, train
 from service.client import Client, JobPublic
-from service.jobs.client import bar, train
 from tests.jobs.support import SMALL, model
 from tests.servers import Server, free_port, start
 

@@ -11,9 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.api import answers, binary, bodies, convert, examples
-from service.api.deps import StoreDep
+from service.api.deps import JobsDep, StoreDep
 from service.api.problems import problem_responses
-from service.api.routes.jobs import JobsDep
 from service.api.routes.models import file_response
 from service.api.schemas.common import NAME_PATTERN, StorableText
 from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic

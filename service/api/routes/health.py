@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import StoreDep
 from service.api.problems import problem_responses
-from service.api.schemas.common import Out
-from service.registry import StorageState
+from service.api.schemas.health import Health, Readiness
 
 router = APIRouter(tags=["operations"])
-
-
-class Health(Out):
-    status: str
-
-
-class Readiness(Health):
-    """Ready: the registry answers; and whether its storage has room for writes."""
-
-    storage: StorageState = Field(
-        description="`full` from a write this process saw refused because the registry's "
-        "storage is full (such writes get 507) until it stores new data again (a model, "
-        "version, dataset, job or checkpoint); else `ok`. Reads keep working either way."
-    )
 
 
 @router.get(

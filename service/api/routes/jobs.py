@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from service import specs
 from service.api import examples
 from service.api.bodies import JSONBodies
-from service.api.deps import NamePath
+from service.api.deps import JobsDep, NamePath
 from service.api.headers import decimal, shown
 from service.api.problems import MalformedHeaderValue, problem_responses
 from service.api.schemas.common import MAX_INTEGER, StorableText
@@ -26,18 +26,12 @@ from service.api.schemas.jobs import (
     TrainRequest,
 )
 from service.jobs.datasets import Dataset
-from service.jobs.store import JobStore, TrainSpec
+from service.jobs.store import TrainSpec
 from service.registry import JobRecord
 
 router = APIRouter(tags=["jobs"], route_class=JSONBodies)
 
 
-async def get_jobs(request: Request) -> JobStore:
-    jobs: JobStore = request.app.state.jobs
-    return jobs
-
-
-JobsDep = Annotated[JobStore, Depends(get_jobs)]
 JobIdPath = Annotated[
     str,
     Path(

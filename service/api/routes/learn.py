@@ -16,9 +16,8 @@ from fastapi.openapi.models import Example
 
 from service.api import examples
 from service.api.bodies import JSONBodies
-from service.api.deps import NamePath, StoreDep, etag
+from service.api.deps import JobsDep, NamePath, StoreDep, etag
 from service.api.problems import problem_responses
-from service.api.routes.jobs import JobsDep
 from service.api.schemas.common import MAX_INTEGER
 from service.api.schemas.learn import (
     DeltaFormOut,
