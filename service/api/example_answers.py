@@ -42,13 +42,13 @@ from service.api.v2.schemas import ModelMetadata, ModelReady, TensorMetadata
 from service.core import (
     DEFAULT_EPSILON,
     OptimizerState,
-    explain,
     forward,
     gradient,
     gradient_check,
     input_gradient,
     step,
 )
+from service.learn.explained import explain
 from service.registry import ModelRecord
 
 NAME = "seed"

@@ -1,8 +1,9 @@
-"""One derivative explained by the chain rule, factor by factor, as the seed blog writes it.
+"""One derivative explained by the chain rule, factor by factor, as the seed blog writes it: the
+values. (Their symbols, formulas and words are :mod:`service.learn.explained`'s.)
 
 A parameter ``p`` feeds one node ``j`` of layer ``l`` (a weight ``w`` from node ``i``, or the
 bias of ``j``). Every path ``j = j_l -> j_{l+1} -> ... -> j_L`` (one unit in each later layer,
-ending at an output node) contributes the product of its factors, written from the loss back::
+ending at an output node) contributes the product of its factors, from the loss back::
 
     dE/dout_{j_L} * dout_{j_L}/dnet_{j_L} * dnet_{j_L}/dout_{j_{L-1}} * ... * dnet_{j_l}/dp
 
@@ -46,11 +47,10 @@ from service.core.parameters import Params, check_batch, check_targets
 from service.core.propagation import GradientResult, gradient
 
 MAX_PATHS = 256
-# The delta form writes the recursion's terms out in full up to this many, then summarises.
-MAX_WRITTEN_TERMS = 8
 
 Form = Literal["paths", "delta"]
 FormChoice = Literal["auto", "paths", "delta"]
+FactorKind = Literal["loss", "activation", "fused", "weight", "parameter"]
 
 
 class UnknownParameter(CoreError):
@@ -63,14 +63,24 @@ class TooManyPaths(CoreError):
 
 @dataclass(frozen=True)
 class Factor:
-    """One local derivative: ``symbol`` (``dout_n9/dnet_n9``), its ``formula``
-    (``sigmoid(net_n9) * (1 - sigmoid(net_n9))``), both also in LaTeX, and its ``value``."""
+    """One local derivative on a path, and its ``value``. ``node`` belongs to layer ``layer``
+    (0 is the first layer after the inputs); ``kind`` says which derivative:
 
-    symbol: str
-    formula: str
+    - ``loss``: ``dE/dout_node`` (the squared-error losses);
+    - ``activation``: ``dout_node/dnet_node`` of the layer's element-wise activation;
+    - ``fused``: ``dE/dnet_node`` at an output whose loss and activation are differentiated
+      together;
+    - ``weight``: ``dnet_node/dout_source``, the weight ``name`` from ``source`` to ``node``;
+    - ``parameter``: ``dnet_node/dname`` for the parameter ``name``: ``out_source`` (an input's
+      value when ``layer`` is 0), or 1 for a bias (``source`` None).
+    """
+
+    kind: FactorKind
+    node: str
+    layer: int
     value: float
-    symbol_latex: str
-    formula_latex: str
+    source: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,17 +106,18 @@ class DeltaTerm:
 @dataclass(frozen=True)
 class DeltaForm:
     """``dE/dp = delta_j * dnet_j/dp``: ``delta`` is ``dE/dnet_j`` (backpropagated), ``input``
-    is ``dnet_j/dp`` (``out_i``, ``x_i`` or 1); for a hidden node ``derivative`` is
-    ``f'(net_j)`` and ``terms`` the ``w_jk delta_k`` of the next layer."""
+    is ``dnet_j/dp`` (``out_i``, ``x_i`` or 1); at an output node ``output`` holds the factors
+    whose product ``delta`` is; for a hidden node ``derivative`` is ``f'(net_j)`` and ``terms``
+    the ``w_jk delta_k`` of the next layer."""
 
     node: str
-    delta: Factor
+    layer: int
+    delta: float
     input: Factor
+    output: tuple[Factor, ...]
     derivative: Factor | None
     terms: tuple[DeltaTerm, ...]
     product: float
-    recursion: str
-    recursion_latex: str
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,8 @@ class Explanation:
     ``source`` is the node a weight comes from (``None`` for a bias), ``node`` the node ``p``
     feeds; ``gradient`` is the backpropagated value, ``sum`` the sum of the path products (or
     the delta form's product), equal to it up to rounding; ``paths`` is empty in the delta form.
+    ``requested`` is the form asked for and ``max_paths`` the most paths listed: with ``auto``,
+    the delta form was taken because ``path_count`` is above it.
     """
 
     parameter: str
@@ -130,7 +143,8 @@ class Explanation:
     paths: tuple[ChainPath, ...]
     delta: DeltaForm | None
     sum: float
-    notes: tuple[str, ...]
+    requested: FormChoice
+    max_paths: int
 
 
 def explain(
@@ -179,6 +193,37 @@ def path_count(network: Network, layer: int) -> int:
     return math.prod(later.units for later in network.layers[layer + 1 :])
 
 
+def fused_output(network: Network) -> bool:
+    """Whether the output layer's loss and activation are differentiated together (one factor
+    ``dE/dnet_k``): softmax, or sigmoid with ``binary_cross_entropy``."""
+    return network.layers[-1].activation == "softmax" or network.loss == "binary_cross_entropy"
+
+
+def loss_derivative(network: Network, out: float, target: float, K: int) -> float:
+    """``dE/dout_k`` of the squared-error losses (one sample of ``K`` outputs)."""
+    if network.loss == "mean_squared_error":
+        return 2 * (out - target) / K
+    return out - target
+
+
+def activation_derivative(layer: Layer, net: float, out: float) -> float:
+    """``dout/dnet`` of an element-wise activation at ``net`` (whose value is ``out``)."""
+    match layer.activation:
+        case "identity":
+            return 1.0
+        case "relu":
+            return 1.0 if net > 0 else 0.0  # f'(0) = 0, as in the core (and PyTorch)
+        case "leaky_relu":
+            return 1.0 if net > 0 else float(layer.negative_slope)
+        case "sigmoid":
+            return out * (1 - out)
+        case "tanh":
+            return 1 - out * out
+        case "softmax":
+            pass
+    raise AssertionError(f"{layer.activation} has no element-wise derivative")  # fused instead
+
+
 def _unknown_message(network: Network, parameter: str) -> str:
     names = list(locations(network))
     n_w = sum(1 for n in names if n.startswith("w"))
@@ -219,7 +264,7 @@ class _Chain:
         for name, loc in locations(network).items():
             if loc.kind == "W":
                 self.weight_names[loc.layer][loc.row][loc.col] = name
-        self.output = _Output(self)
+        self.output = self._output_factors()
 
     def node(self, layer: int, unit: int) -> str:
         """The name of unit ``unit`` of layer ``layer`` (0 is the first layer after the inputs)."""
@@ -228,9 +273,6 @@ class _Chain:
     def explain(self, parameter: str, where: Location, form: FormChoice, limit: int) -> Explanation:
         l, j = where.layer, where.col
         count = path_count(self.network, l)
-        notes: list[str] = []
-        if self.output.fused:
-            notes.append(self.output.note)
         if form == "paths" and count > limit:
             raise TooManyPaths(
                 f"{parameter} reaches the outputs along {count} paths, more than the {limit} "
@@ -238,14 +280,6 @@ class _Chain:
                 "/form",
             )
         chosen: Form = "delta" if form == "delta" or (form == "auto" and count > limit) else "paths"
-        if chosen == "delta" and form == "auto":
-            notes.append(
-                f"{count} paths lead from {self.node(l, j)} to the outputs, more than the {limit} "
-                f"listed at most, so the gradient is given in the delta form: dE/d{parameter} = "
-                f"delta_{self.node(l, j)} * dnet_{self.node(l, j)}/d{parameter}, with "
-                "delta_j = f'(net_j) * sum_k w_jk * delta_k computed layer by layer from the "
-                "output (backpropagation): the same sum over paths, factored."
-            )
         grads = self.result.gradients[l]
         grad = float(grads.W[where.row, j] if where.kind == "W" else grads.b[j])
         value = self.W[l][where.row][j] if where.kind == "W" else self.b[l][j]
@@ -270,7 +304,8 @@ class _Chain:
             paths=paths,
             delta=delta,
             sum=total,
-            notes=tuple(notes),
+            requested=form,
+            max_paths=limit,
         )
 
     # -- the paths form --------------------------------------------------------------------
@@ -283,7 +318,7 @@ class _Chain:
         paths: list[ChainPath] = []
         for tail in itertools.product(*later):
             units = (j, *tail)  # units[m - l] is the path's unit in layer m
-            factors = list(self.output.factors[units[-1]])
+            factors = list(self.output[units[-1]])
             for m in range(last, l, -1):
                 to, frm = units[m - l], units[m - 1 - l]
                 factors.append(self._weight_factor(m, frm, to))
@@ -297,262 +332,74 @@ class _Chain:
         """``dnet_k/dout_m = w_mk`` for the weight of ``layer`` from unit ``frm`` of the layer
         before to unit ``to``."""
         name = self.weight_names[layer][frm][to]
-        k, m = self.node(layer, to), self.node(layer - 1, frm)
-        return Factor(
-            f"dnet_{k}/dout_{m}",
-            name,
-            self.W[layer][frm][to],
-            _frac(_tex_var("net", k), _tex_var("out", m)),
-            _tex_param(name),
-        )
+        k, m = self.node(layer, to), self.nodes[layer][frm]
+        return Factor("weight", k, layer, self.W[layer][frm][to], m, name)
 
     def _derivative(self, layer: int, unit: int) -> Factor:
         """``dout/dnet`` of a unit whose activation is element-wise."""
-        return _activation_derivative(
-            self.network.layers[layer],
-            self.node(layer, unit),
-            self.nets[layer + 1][unit],
-            self.outs[layer + 1][unit],
+        value = activation_derivative(
+            self.network.layers[layer], self.nets[layer + 1][unit], self.outs[layer + 1][unit]
         )
+        return Factor("activation", self.node(layer, unit), layer, value)
 
     def _input_factor(self, parameter: str, where: Location) -> Factor:
         """``dnet_j/dw = out_i`` (``x_i`` for an input node) or ``dnet_j/db = 1``."""
         j = self.node(where.layer, where.col)
-        symbol = f"dnet_{j}/d{parameter}"
-        symbol_latex = _frac(_tex_var("net", j), _tex_param(parameter))
         if where.kind == "b":
-            return Factor(symbol, "1", 1.0, symbol_latex, "1")
+            return Factor("parameter", j, where.layer, 1.0, None, parameter)
         value = self.outs[where.layer][where.row]
-        if where.layer == 0:
-            return Factor(
-                symbol, f"x{where.row + 1}", value, symbol_latex, f"x_{{{where.row + 1}}}"
-            )
         i = self.nodes[where.layer][where.row]
-        return Factor(symbol, f"out_{i}", value, symbol_latex, _tex_var("out", i))
+        return Factor("parameter", j, where.layer, value, i, parameter)
+
+    def _output_factors(self) -> list[tuple[Factor, ...]]:
+        """The first factors of every path, at each output unit: ``dE/dout_k`` and
+        ``dout_k/dnet_k``, or the fused ``dE/dnet_k``."""
+        network = self.network
+        last = len(network.layers) - 1
+        out, t = self.outs[-1], self.targets
+        K = len(out)
+        names = [self.node(last, k) for k in range(K)]
+        if not fused_output(network):
+            return [
+                (
+                    Factor("loss", node, last, loss_derivative(network, out[k], t[k], K)),
+                    self._derivative(last, k),
+                )
+                for k, node in enumerate(names)
+            ]
+        factors: list[tuple[Factor, ...]] = []
+        for k, node in enumerate(names):
+            if network.loss == "binary_cross_entropy":
+                value = (out[k] - t[k]) / K
+            elif network.loss == "cross_entropy":
+                value = out[k] - t[k]
+            else:
+                g = [loss_derivative(network, out[i], t[i], K) for i in range(K)]
+                value = out[k] * (g[k] - math.fsum(gi * oi for gi, oi in zip(g, out, strict=True)))
+            factors.append((Factor("fused", node, last, value),))
+        return factors
 
     # -- the delta form --------------------------------------------------------------------
 
     def _delta_form(self, parameter: str, where: Location) -> DeltaForm:
         l, j = where.layer, where.col
         node = self.node(l, j)
-        deltas = self.result.deltas
-        delta_value = float(deltas[l][0, j])
-        symbol, symbol_latex = f"delta_{node}", rf"\delta_{{{_tex_node(node)}}}"
+        delta = float(self.result.deltas[l][0, j])
         ending = self._input_factor(parameter, where)
+        product = delta * ending.value
         if l == len(self.network.layers) - 1:
-            factors = self.output.factors[j]
-            delta = Factor(
-                symbol,
-                " * ".join(f"({f.formula})" for f in factors),
-                delta_value,
-                symbol_latex,
-                r" \cdot ".join(rf"\left({f.formula_latex}\right)" for f in factors),
-            )
-            return DeltaForm(
-                node,
-                delta,
-                ending,
-                None,
-                (),
-                _product([delta, ending]),
-                "at the output, delta_k = dE/dnet_k",
-                r"\delta_k = \frac{\partial E}{\partial net_k}",
-            )
-        derivative = self._derivative(l, j)
+            return DeltaForm(node, l, delta, ending, self.output[j], None, (), product)
         terms = tuple(
             DeltaTerm(
                 self.weight_names[l + 1][j][k],
                 self.W[l + 1][j][k],
                 self.node(l + 1, k),
-                float(deltas[l + 1][0, k]),
+                float(self.result.deltas[l + 1][0, k]),
             )
             for k in range(self.network.layers[l + 1].units)
         )
-        if len(terms) <= MAX_WRITTEN_TERMS:
-            total = " + ".join(f"{t.weight} * delta_{t.node}" for t in terms)
-            total_latex = " + ".join(
-                rf"{_tex_param(t.weight)} \, \delta_{{{_tex_node(t.node)}}}" for t in terms
-            )
-        else:
-            first, end = terms[0].node, terms[-1].node
-            total = f"sum over k in {first}..{end} of w_({node},k) * delta_k"
-            total_latex = rf"\sum_{{k={_tex_node(first)}}}^{{{_tex_node(end)}}} w_{{jk}} \delta_k"
-        delta = Factor(
-            symbol,
-            f"({derivative.formula}) * ({total})",
-            delta_value,
-            symbol_latex,
-            rf"\left({derivative.formula_latex}\right) \cdot \left({total_latex}\right)",
-        )
-        return DeltaForm(
-            node,
-            delta,
-            ending,
-            derivative,
-            terms,
-            _product([delta, ending]),
-            "delta_j = f'(net_j) * sum_k w_jk * delta_k, from delta_k = dE/dnet_k at the output",
-            r"\delta_j = f'(net_j) \sum_k w_{jk} \, \delta_k",
-        )
-
-
-class _Output:
-    """The first factors of every path, at each output unit: ``dE/dout_k`` and
-    ``dout_k/dnet_k``, or the fused ``dE/dnet_k``."""
-
-    def __init__(self, chain: _Chain) -> None:
-        network = chain.network
-        last = len(network.layers) - 1
-        layer = network.layers[last]
-        out, t = chain.outs[-1], chain.targets
-        K = len(out)
-        names = [chain.node(last, k) for k in range(K)]
-        self.fused = layer.activation == "softmax" or network.loss == "binary_cross_entropy"
-        self.note = ""
-        self.factors: list[tuple[Factor, ...]] = []
-        if not self.fused:
-            for k, node in enumerate(names):
-                d_out = _loss_derivative(network, node, out[k], t[k], K)
-                d_net = chain._derivative(last, k)
-                self.factors.append((d_out, d_net))
-            return
-        for k, node in enumerate(names):
-            symbol = f"dE/dnet_{node}"
-            symbol_latex = _frac("E", _tex_var("net", node))
-            o, y = f"out_{node}", _target(node, K)
-            o_tex, y_tex = _tex_var("out", node), _tex_target(node, K)
-            if network.loss == "binary_cross_entropy":
-                value = (out[k] - t[k]) / K
-                formula, latex = f"{o} - {y}", f"{o_tex} - {y_tex}"
-                if K > 1:
-                    formula, latex = f"({formula}) / {K}", rf"\frac{{{latex}}}{{{K}}}"
-            elif network.loss == "cross_entropy":
-                value = out[k] - t[k]
-                formula, latex = f"{o} - {y}", f"{o_tex} - {y_tex}"
-            else:
-                g = [_loss_derivative(network, m, out[i], t[i], K) for i, m in enumerate(names)]
-                value = out[k] * (
-                    g[k].value - math.fsum(gi.value * oi for gi, oi in zip(g, out, strict=True))
-                )
-                formula = (
-                    f"{o} * (g_{node} - sum_m g_m * out_m) with g_m = dE/dout_m; "
-                    f"g_{node} = {g[k].formula}"
-                )
-                latex = (
-                    rf"{o_tex} \left(g_{{{_tex_node(node)}}} - \sum_m g_m \, out_m\right), \;"
-                    rf" g_m = \frac{{\partial E}}{{\partial out_m}}"
-                )
-            self.factors.append((Factor(symbol, formula, value, symbol_latex, latex),))
-        if network.loss == "binary_cross_entropy":
-            self.note = (
-                "The loss and the sigmoid at the output are differentiated together: "
-                "dE/dnet_k = (out_k - target_k) / K is dE/dout_k * dout_k/dnet_k simplified; "
-                "the two factors apart would divide by out_k * (1 - out_k), which is 0 once the "
-                "sigmoid saturates."
-            )
-        elif network.loss == "cross_entropy":
-            self.note = (
-                "Softmax and cross_entropy are differentiated together: every out_k depends on "
-                "every net_m, and dE/dnet_k = sum_m dE/dout_m * dout_m/dnet_k simplifies to "
-                "out_k - target_k (the targets sum to 1), one fused factor at the output."
-            )
-        else:
-            self.note = (
-                "Every softmax output depends on every net input of its layer, so the output "
-                "factor is the fused dE/dnet_k = sum_m dE/dout_m * dout_m/dnet_k = out_k * "
-                "(g_k - sum_m g_m * out_m) with g = dE/dout; the paths end at net_k."
-            )
-
-
-def _loss_derivative(network: Network, node: str, out: float, target: float, K: int) -> Factor:
-    """``dE/dout_k`` of the squared-error losses (one sample)."""
-    symbol, symbol_latex = f"dE/dout_{node}", _frac("E", _tex_var("out", node))
-    diff = f"out_{node} - {_target(node, K)}"
-    diff_latex = f"{_tex_var('out', node)} - {_tex_target(node, K)}"
-    if network.loss == "mean_squared_error":
-        value = 2 * (out - target) / K
-        if K == 1:
-            return Factor(
-                symbol, f"2 * ({diff})", value, symbol_latex, rf"2 \left({diff_latex}\right)"
-            )
-        return Factor(
-            symbol, f"2 * ({diff}) / {K}", value, symbol_latex, rf"\frac{{2 ({diff_latex})}}{{{K}}}"
-        )
-    return Factor(symbol, diff, out - target, symbol_latex, diff_latex)
-
-
-def _activation_derivative(layer: Layer, node: str, net: float, out: float) -> Factor:
-    """``dout/dnet`` of an element-wise activation, beside the activation's formula."""
-    symbol = f"dout_{node}/dnet_{node}"
-    symbol_latex = _frac(_tex_var("out", node), _tex_var("net", node))
-    n, n_tex = f"net_{node}", _tex_var("net", node)
-    match layer.activation:
-        case "identity":
-            return Factor(symbol, "1", 1.0, symbol_latex, "1")
-        case "relu":
-            # f'(0) = 0, as in the core (and PyTorch).
-            return Factor(
-                symbol,
-                f"1 if {n} > 0 else 0",
-                1.0 if net > 0 else 0.0,
-                symbol_latex,
-                rf"\begin{{cases}} 1 & \text{{if }} {n_tex} > 0 \\ 0 & \text{{otherwise}} "
-                r"\end{cases}",
-            )
-        case "leaky_relu":
-            slope = layer.negative_slope
-            return Factor(
-                symbol,
-                f"1 if {n} > 0 else {slope!r}",
-                1.0 if net > 0 else float(slope),
-                symbol_latex,
-                rf"\begin{{cases}} 1 & \text{{if }} {n_tex} > 0 \\ {slope!r} & "
-                r"\text{otherwise} \end{cases}",
-            )
-        case "sigmoid":
-            s, s_tex = f"sigmoid({n})", rf"\sigma({n_tex})"
-            return Factor(
-                symbol,
-                f"{s} * (1 - {s})",
-                out * (1 - out),
-                symbol_latex,
-                rf"{s_tex} \left(1 - {s_tex}\right)",
-            )
-        case "tanh":
-            return Factor(
-                symbol, f"1 - tanh({n})^2", 1 - out * out, symbol_latex, rf"1 - \tanh^2({n_tex})"
-            )
-        case "softmax":
-            pass
-    raise AssertionError(f"{layer.activation} has no element-wise derivative")  # fused instead
+        return DeltaForm(node, l, delta, ending, (), self._derivative(l, j), terms, product)
 
 
 def _product(factors: Sequence[Factor]) -> float:
     return math.prod(f.value for f in factors)
-
-
-def _target(node: str, K: int) -> str:
-    return "target" if K == 1 else f"target_{node}"
-
-
-def _tex_target(node: str, K: int) -> str:
-    return "y" if K == 1 else f"y_{{{_tex_node(node)}}}"
-
-
-def _tex_node(node: str) -> str:
-    """``n9`` -> ``n_{9}``."""
-    return f"n_{{{node[1:]}}}"
-
-
-def _tex_var(var: str, node: str) -> str:
-    """``out``, ``n9`` -> ``out_{n_{9}}``."""
-    return f"{var}_{{{_tex_node(node)}}}"
-
-
-def _tex_param(name: str) -> str:
-    """``w16`` -> ``w_{16}``."""
-    return f"{name[0]}_{{{name[1:]}}}"
-
-
-def _frac(num: str, den: str) -> str:
-    return rf"\frac{{\partial {num}}}{{\partial {den}}}"

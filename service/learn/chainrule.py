@@ -1,4 +1,5 @@
-"""An explanation of one derivative (:func:`service.core.explain`) in Markdown with LaTeX.
+"""An explanation of one derivative (:func:`service.learn.explained.explain`) in Markdown with
+LaTeX.
 
 Each path is written three times, as the blog does: the chain of partial derivatives, their
 formulas, and their values multiplied out. Numbers are printed with ``repr``, the shortest decimal
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.core import ChainPath, DeltaForm, Explanation, Factor
-from service.core.explain import MAX_WRITTEN_TERMS
+from service.learn.explained import MAX_WRITTEN_TERMS, ChainPath, DeltaForm, Explanation, Factor
+from service.learn.notation import tex_param
 
 # Above this many paths the sum is written as a sum sign, not term by term.
 MAX_WRITTEN_PATHS = 8
@@ -25,11 +26,6 @@ def term(value: float) -> str:
     """A number as a factor or addend: in parentheses when negative, ``0.7 \\cdot (-0.5)``."""
     text = num(value)
     return f"({text})" if text.startswith("-") else text
-
-
-def tex_param(name: str) -> str:
-    """``w16`` -> ``w_{16}``."""
-    return f"{name[0]}_{{{name[1:]}}}"
 
 
 def d_loss(parameter: str) -> str:

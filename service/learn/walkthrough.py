@@ -20,21 +20,22 @@ from numpy.typing import ArrayLike
 
 from service.core import (
     SGD,
-    Explanation,
     GradientResult,
     Layer,
     Location,
     Network,
     Params,
-    explain_each,
     gradient,
     locations,
     node_names,
     step,
 )
 from service.core.parameters import check_batch, check_targets
-from service.learn.chainrule import d_loss, display, gradient_lines, num, term, tex_param
+from service.learn import activations
+from service.learn.chainrule import d_loss, display, gradient_lines, num, term
+from service.learn.explained import Explanation, explain_each
 from service.learn.limits import WALKTHROUGH_MAX_PATHS, check_walkable
+from service.learn.notation import tex_param, tex_var
 
 LOSS_TEX = {
     "half_squared_error": r"E = \frac{1}{2} \sum_k (y_k - out_k)^2",
@@ -124,7 +125,7 @@ class _Writer:
         """``x_{1}`` for an input, ``out_{n_{3}}`` for any other node."""
         if column == 0:
             return f"x_{{{unit + 1}}}"
-        return _var("out", self.nodes[column][unit])
+        return tex_var("out", self.nodes[column][unit])
 
     def target_tex(self, k: int) -> str:
         return "y" if self.network.outputs == 1 else f"y_{{{k + 1}}}"
@@ -200,7 +201,7 @@ class _Writer:
                 b_value = term(float(params[l].b[j]))
                 self.add(
                     display(
-                        f"{_var('net', node)} = {' + '.join(symbols)} + {b} = "
+                        f"{tex_var('net', node)} = {' + '.join(symbols)} + {b} = "
                         f"{' + '.join(numbers)} + {b_value} = {num(nets[j])}"
                     ),
                     display(_activation_line(layer, node, j, nets, layer_outs)),
@@ -299,39 +300,23 @@ def _units(layer: Layer) -> str:
     return f"{layer.units} {layer.activation} unit{'s' if layer.units != 1 else ''}"
 
 
-def _var(var: str, node: str) -> str:
-    return f"{var}_{{n_{{{node[1:]}}}}}"
-
-
 def _activation_line(layer: Layer, node: str, j: int, nets: list[float], outs: list[float]) -> str:
-    out, net = _var("out", node), _var("net", node)
+    out, net = tex_var("out", node), tex_var("net", node)
     v, o = nets[j], num(outs[j])
+    rule = activations.latex(layer, net)
     match layer.activation:
         case "identity":
-            return f"{out} = {net} = {o}"
-        case "relu":
-            return rf"{out} = \max(0, {net}) = \max(0, {num(v)}) = {o}"
+            return f"{out} = {rule} = {o}"
+        case "relu" | "tanh":
+            return f"{out} = {rule} = {activations.latex(layer, num(v))} = {o}"
         case "leaky_relu":
-            slope = num(layer.negative_slope)
-            rule = (
-                rf"\begin{{cases}} {net} & \text{{if }} {net} > 0 \\ "
-                rf"{slope} \cdot {net} & \text{{otherwise}} \end{{cases}}"
-            )
-            filled = num(v) if v > 0 else f"{slope} \\cdot {term(v)}"
+            filled = num(v) if v > 0 else f"{num(layer.negative_slope)} \\cdot {term(v)}"
             return f"{out} = {rule} = {filled} = {o}"
         case "sigmoid":
-            return (
-                rf"{out} = \sigma({net}) = \frac{{1}}{{1 + e^{{-{net}}}}} = "
-                rf"\frac{{1}}{{1 + e^{{-{term(v)}}}}} = {o}"
-            )
-        case "tanh":
-            return rf"{out} = \tanh({net}) = \tanh({num(v)}) = {o}"
+            return rf"{out} = \sigma({net}) = {rule} = {activations.latex(layer, term(v))} = {o}"
         case "softmax":
             total = " + ".join(f"e^{{{num(n)}}}" for n in nets)
-            return (
-                rf"{out} = \frac{{e^{{{net}}}}}{{\sum_m e^{{net_m}}}} = "
-                rf"\frac{{e^{{{num(v)}}}}}{{{total}}} = {o}"
-            )
+            return rf"{out} = {rule} = \frac{{e^{{{num(v)}}}}}{{{total}}} = {o}"
     raise AssertionError(layer.activation)
 
 

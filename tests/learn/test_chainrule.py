@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from service.core import Layer, Network, check_parameters, explain
+from service.core import Layer, Network, check_parameters
 from service.learn.chainrule import explanation_markdown, num, term
+from service.learn.explained import explain
 from tests.api.support import SEED
 from tests.learn.support import SEED_NET, SEED_PARAMS, SEED_T, SEED_X
 

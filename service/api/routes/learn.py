@@ -27,19 +27,11 @@ from service.api.schemas.learn import (
     FactorOut,
     PathOut,
 )
-from service.core import (
-    MAX_PATHS,
-    CoreError,
-    Explanation,
-    Factor,
-    Network,
-    explain,
-    forward,
-    path_count,
-)
+from service.core import MAX_PATHS, CoreError, Network, forward, path_count
 from service.jobs.store import JobStore
 from service.learn.chainrule import explanation_markdown
 from service.learn.diagram import Sample, network_svg
+from service.learn.explained import Explanation, Factor, explain
 from service.learn.history import history_svg, loss_by_version, training_svg
 from service.learn.limits import check_drawable, check_walkable
 from service.learn.walkthrough import walkthrough

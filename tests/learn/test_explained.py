@@ -1,5 +1,6 @@
-"""The chain rule written out: the seed's factors against the worked-example file and values
-derived here from it, and the sum over paths against backpropagation on random networks."""
+"""The chain rule written out (the core's values, in words): the seed's factors against the
+worked-example file and values derived here from it, and the sum over paths against
+backpropagation on random networks."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from hypothesis import strategies as st
 
 from service.core import (
     Activation,
-    Explanation,
     Layer,
     Loss,
     Network,
@@ -23,12 +23,11 @@ from service.core import (
     TooManyPaths,
     UnknownParameter,
     check_parameters,
-    explain,
-    explain_each,
     gradient,
     path_count,
     to_named,
 )
+from service.learn.explained import Explanation, explain, explain_each
 from tests.seed import SEED
 
 NET = Network(2, (Layer(3, "relu"), Layer(3, "relu"), Layer(1, "sigmoid")), "half_squared_error")
