@@ -22,15 +22,16 @@ from __future__ import annotations
 import builtins
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, cast
+from datetime import datetime
+from typing import Any, ClassVar, cast
 
 from numpy.typing import NDArray
 
 from . import transitions
 from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
+from .dialects import Dialect, Row, Tx
 from .errors import (
     DatasetExists,
     DatasetInUse,
@@ -38,7 +39,6 @@ from .errors import (
     JobNotFound,
     ModelNotFound,
     RegistryError,
-    VersionConflict,
 )
 from .jobs import JobStorage
 from .records import (
@@ -56,22 +56,11 @@ from .records import (
 )
 
 ACTIVE_SQL = "('queued', 'running')"
-MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
 JOB_COLUMNS = (
     "id, model, dataset, state, config, progress, checkpoint, version, owner, cancel_requested,"
     " error, last_event, created_at, updated_at, started_at, finished_at, heartbeat_at"
 )
 DATASET_COLUMNS = "name, info, size_bytes, digest, created_at"
-
-Row = tuple[Any, ...]
-
-
-class Tx(Protocol):
-    """One transaction of a backend."""
-
-    def rows(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
-        """Run a statement with ``%s`` placeholders; its rows (none for a write)."""
-        ...
 
 
 def _job(row: Row) -> JobRecord:
@@ -105,10 +94,9 @@ def _dataset(row: Row) -> DatasetRecord:
 
 
 class SqlJobs(JobStorage):
-    """The job storage of the SQL backends, on their transactions."""
+    """The job storage of :class:`~service.registry.sql.SqlRegistry`, on its transactions."""
 
-    #: Appended to a SELECT that must lock the rows it reads until the transaction ends.
-    FOR_UPDATE: ClassVar[str] = ""
+    dialect: ClassVar[Dialect]
     keep_versions: int
     _storage_full: bool  # see Registry.storage_state
 
@@ -117,21 +105,23 @@ class SqlJobs(JobStorage):
         """A transaction, committed if the block succeeds; driver errors mapped."""
 
     @abstractmethod
-    def _model_timestamp(self, moment: datetime) -> Any:
-        """`moment` as the backend stores the models' and versions' times."""
+    def _lock_model(self, tx: Tx, name: str) -> int:
+        """Lock the model's row; its current version. ModelNotFound."""
 
     @abstractmethod
-    def _model_record(self, row: Row) -> ModelRecord:
-        """A ModelRecord from a row of MODEL_COLUMNS."""
+    def _swap(
+        self,
+        tx: Tx,
+        name: str,
+        blob: bytes | memoryview,
+        expected_version: int,
+        reason: str,
+        created: datetime | None = None,
+        job: bool = False,
+    ) -> ModelRecord:
+        """The registry's compare-and-swap of a model's version, inside `tx`."""
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _lock_model(self, tx: Tx, name: str) -> int:
-        rows = tx.rows(f"SELECT version FROM models WHERE name = %s{self.FOR_UPDATE}", (name,))
-        if not rows:
-            raise ModelNotFound(name)
-        version: int = rows[0][0]
-        return version
 
     def _active_job(self, tx: Tx, model: str) -> str | None:
         rows = tx.rows(f"SELECT id FROM jobs WHERE model = %s AND state IN {ACTIVE_SQL}", (model,))
@@ -142,7 +132,7 @@ class SqlJobs(JobStorage):
         transitions.refuse_if_busy(model, self._active_job(tx, model))
 
     def _read_job(self, tx: Tx, job_id: str, lock: bool = False) -> JobRecord:
-        suffix = self.FOR_UPDATE if lock else ""
+        suffix = self.dialect.for_update if lock else ""
         rows = tx.rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s{suffix}", (job_id,))
         if not rows:
             raise JobNotFound(job_id)
@@ -171,35 +161,13 @@ class SqlJobs(JobStorage):
             )
         return job
 
-    def _commit_in(
-        self, tx: Tx, name: str, blob: bytes, expected_version: int, reason: str
-    ) -> ModelRecord:
-        """The compare-and-swap of ``commit``, inside `tx`, on an encoded bundle."""
-        current = self._lock_model(tx, name)
-        if current != expected_version:
-            raise VersionConflict(name, expected_version, current)
-        new = expected_version + 1
-        now = self._model_timestamp(datetime.now(UTC))
-        tx.rows(
-            "INSERT INTO versions (model, version, created_at, reason, arrays)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (name, new, now, reason, blob),
-        )
-        tx.rows("UPDATE models SET version = %s, updated_at = %s WHERE name = %s", (new, now, name))
-        tx.rows(
-            "DELETE FROM versions WHERE model = %s AND version <= %s",
-            (name, new - self.keep_versions),
-        )
-        rows = tx.rows(f"SELECT {MODEL_COLUMNS} FROM models WHERE name = %s", (name,))
-        return self._model_record(rows[0])
-
     # -- datasets -----------------------------------------------------------------------------
 
     def create_dataset(self, name: str, info: JSONObject, arrays: Arrays) -> DatasetRecord:
         """Store a dataset; DatasetExists."""
         info_text, blob, now = encode_spec(info), encode_arrays(arrays), time.time()
         with self._tx(write=True) as tx:
-            if tx.rows(f"SELECT 1 FROM datasets WHERE name = %s{self.FOR_UPDATE}", (name,)):
+            if tx.rows(f"SELECT 1 FROM datasets WHERE name = %s{self.dialect.for_update}", (name,)):
                 raise DatasetExists(name)
             tx.rows(
                 f"INSERT INTO datasets ({DATASET_COLUMNS}, arrays) VALUES (%s, %s, %s, %s, %s, %s)",
@@ -253,7 +221,8 @@ class SqlJobs(JobStorage):
     def delete_dataset(self, name: str) -> None:
         """Delete a dataset; DatasetNotFound, DatasetInUse."""
         with self._tx(write=True) as tx:
-            if not tx.rows(f"SELECT 1 FROM datasets WHERE name = %s{self.FOR_UPDATE}", (name,)):
+            lock = self.dialect.for_update
+            if not tx.rows(f"SELECT 1 FROM datasets WHERE name = %s{lock}", (name,)):
                 raise DatasetNotFound(name)
             users = tx.rows(
                 f"SELECT id FROM jobs WHERE dataset = %s AND state IN {ACTIVE_SQL}", (name,)
@@ -386,7 +355,7 @@ class SqlJobs(JobStorage):
             self._lock_model(tx, job.model)
             job = self._read_job(tx, job_id, lock=True)
             transitions.check_owner(job, owner)
-            record = self._commit_in(tx, job.model, blob, job.version, reason)
+            record = self._swap(tx, job.model, blob, job.version, reason, job=True)
             now = time.time()
             if history_text is not None:
                 (seq,) = tx.rows(
@@ -457,7 +426,7 @@ class SqlJobs(JobStorage):
         with self._tx(write=True) as tx:
             rows = tx.rows(
                 f"SELECT id, cancel_requested, kept_progress FROM jobs WHERE state IN {ACTIVE_SQL}"
-                f" AND ({' OR '.join(conditions)}) ORDER BY id{self.FOR_UPDATE}",
+                f" AND ({' OR '.join(conditions)}) ORDER BY id{self.dialect.for_update}",
                 params,
             )
             for job_id, cancel, kept in rows:
@@ -472,7 +441,7 @@ class SqlJobs(JobStorage):
         with self._tx(write=True) as tx:
             rows = tx.rows(
                 f"SELECT id FROM jobs WHERE owner = %s AND state IN {ACTIVE_SQL}"
-                f" ORDER BY id{self.FOR_UPDATE}",
+                f" ORDER BY id{self.dialect.for_update}",
                 (owner,),
             )
             for (job_id,) in rows:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import builtins
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,49 +29,25 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from .base import Registry
-from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
+from .dialects import Params, PostgresDialect, Row, Tx
 from .errors import (
     InvalidRegistryURL,
-    ModelExists,
     ModelNotFound,
-    RegistryError,
     RegistryUnavailable,
     StorageFull,
-    VersionConflict,
     VersionNotFound,
 )
-from .jobs_sql import Row, SqlJobs, Tx
 from .migrations_pg import SchemaTooNew, migrate
-from .records import Arrays, ModelRecord, Snapshot, VersionInfo
+from .records import Snapshot
+from .sql import SqlRegistry
 
 Connection = psycopg.Connection[TupleRow]
 
-_MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
 _DEFAULT_APPLICATION_NAME = "backprop-service"
 # How long the pool retries, with backoff, to replace one lost connection before giving up
 # on it. Short on purpose: after giving up, the next waiting caller starts a fresh attempt at
 # once, whereas a long backoff would delay recovery after a long outage by up to half of this.
 _RECONNECT_TIMEOUT = 10.0
-# Versions are INTEGER columns; a number outside this range cannot be stored, so it is sent
-# as a version that never exists (0) rather than overflowing the query parameter.
-_INT4 = range(-(2**31), 2**31)
-
-
-def _utc(moment: datetime) -> datetime:
-    # psycopg returns the session's time zone; the other backends return UTC.
-    return moment.astimezone(UTC)
-
-
-def _record(row: tuple[Any, ...]) -> ModelRecord:
-    name, spec, version, created_at, updated_at = row[:5]
-    return ModelRecord(
-        name=name,
-        spec=decode_spec(spec),
-        version=version,
-        created_at=_utc(created_at),
-        updated_at=_utc(updated_at),
-    )
 
 
 def _secrets(url: str) -> builtins.list[str]:
@@ -102,16 +78,17 @@ class _PostgresTx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def rows(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
-        cursor = self.conn.execute(sql, tuple(params), binary=binary)
+    def rows(self, sql: str, params: Params = (), binary: bool = False) -> list[Row]:
+        args = params if isinstance(params, Mapping) else tuple(params)
+        cursor = self.conn.execute(sql, args, binary=binary)
         return cursor.fetchall() if cursor.description is not None else []
 
 
-class PostgresRegistry(SqlJobs, Registry):
+class PostgresRegistry(SqlRegistry):
     """Registry stored in a PostgreSQL database, reached through a connection pool."""
 
+    dialect = PostgresDialect()
     inline_reads = False  # every read is a network round trip: keep it off the loop
-    FOR_UPDATE = " FOR UPDATE"
 
     def __init__(
         self,
@@ -278,86 +255,6 @@ class PostgresRegistry(SqlJobs, Registry):
         except psycopg.Error as exc:
             self._unavailable(f"{type(exc).__name__}: {exc}", exc)
 
-    @staticmethod
-    def _lock_version(conn: Connection, name: str) -> int:
-        return PostgresRegistry._lock_state(conn, name)[0]
-
-    @staticmethod
-    def _lock_state(conn: Connection, name: str) -> tuple[int, datetime]:
-        # The row lock serialises every writer of this model, in any process, until commit.
-        row = conn.execute(
-            "SELECT version, created_at FROM models WHERE name = %s FOR UPDATE", (name,)
-        ).fetchone()
-        if row is None:
-            raise ModelNotFound(name)
-        return row[0], _utc(row[1])
-
-    def create(
-        self, name: str, spec: dict[str, Any], arrays: Arrays | Encoded, reason: str = "create"
-    ) -> ModelRecord:
-        """Store a new model at version 1; ModelExists if the name is taken."""
-        spec_text, blob = encode_spec(spec), encode_arrays(arrays)
-        with self._connection() as conn:
-            # ON CONFLICT is the unique violation without an aborted transaction: a concurrent
-            # creator of the same name is waited for, then this insert does nothing.
-            row = conn.execute(
-                f"INSERT INTO models ({_MODEL_COLUMNS}) VALUES (%s, %s, 1, now(), now())"
-                f" ON CONFLICT (name) DO NOTHING RETURNING {_MODEL_COLUMNS}",
-                (name, spec_text),
-            ).fetchone()
-            if row is None:
-                raise ModelExists(name)
-            conn.execute(
-                "INSERT INTO versions (model, version, created_at, reason, arrays)"
-                " VALUES (%s, 1, %s, %s, %b)",
-                (name, row[3], reason, blob),
-            )
-        self._storage_full = False  # new data stored: there is room again
-        return _record(row)
-
-    def get(self, name: str) -> ModelRecord:
-        """Return the model's current record; ModelNotFound."""
-        with self._connection() as conn:
-            row = conn.execute(
-                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = %s", (name,)
-            ).fetchone()
-        if row is None:
-            raise ModelNotFound(name)
-        return _record(row)
-
-    def list(self, limit: int, after: str | None = None) -> builtins.list[ModelRecord]:
-        """Return at most `limit` models with names > `after` (all if None), ordered by name."""
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        with self._connection() as conn:
-            if after is None:
-                rows = conn.execute(
-                    f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name LIMIT %s", (limit,)
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    f"SELECT {_MODEL_COLUMNS} FROM models WHERE name > %s ORDER BY name LIMIT %s",
-                    (after, limit),
-                ).fetchall()
-        return [_record(row) for row in rows]
-
-    def count(self) -> int:
-        """Return the number of models."""
-        with self._connection() as conn:
-            row = conn.execute("SELECT count(*) FROM models").fetchone()
-        assert row is not None
-        count: int = row[0]
-        return count
-
-    def delete(self, name: str, expected_version: int | None = None) -> None:
-        """Delete the model and all its versions; ModelNotFound, VersionConflict."""
-        with self._connection() as conn:
-            current = self._lock_version(conn, name)
-            self._refuse_if_busy(_PostgresTx(conn), name)
-            if expected_version is not None and expected_version != current:
-                raise VersionConflict(name, expected_version, current)
-            conn.execute("DELETE FROM models WHERE name = %s", (name,))  # cascades to versions
-
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound."""
         with self._errors():
@@ -372,7 +269,7 @@ class PostgresRegistry(SqlJobs, Registry):
                 row = self._read_state(name)
         if row is None:
             raise ModelNotFound(name)
-        return row[0], _utc(row[1])
+        return row[0], self.dialect.time(row[1])
 
     def _read_state(self, name: str) -> tuple[Any, ...] | None:
         with self._reads.connection() as conn:
@@ -386,7 +283,9 @@ class PostgresRegistry(SqlJobs, Registry):
 
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
-        wanted_param = version if version is None or version in _INT4 else 0
+        # A version beyond the INTEGER column is sent as one that never exists (0) rather than
+        # overflowing the query parameter.
+        wanted_param = version if version is None or version in self.dialect.integers else 0
         with self._connection() as conn:
             # One statement reads one snapshot, so the record and the arrays agree. The kept
             # range is only computed on a miss. Binary results spare bytea's hex text form.
@@ -407,83 +306,12 @@ class PostgresRegistry(SqlJobs, Registry):
         if row[5] is None:
             oldest, newest = row[6]
             raise VersionNotFound(name, wanted, (oldest, newest))
-        try:
-            arrays = decode_arrays(row[5])
-        except ValueError as exc:
-            raise RegistryError(f"stored arrays of model {name!r} v{wanted}: {exc}") from exc
-        return Snapshot(model=_record(row), version=wanted, arrays=arrays)
-
-    def commit(
-        self,
-        name: str,
-        arrays: Arrays,
-        expected_version: int,
-        reason: str,
-        created: datetime | None = None,
-    ) -> ModelRecord:
-        """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
-        blob = encode_arrays(arrays)
-        new = expected_version + 1
-        with self._connection() as conn:
-            current, created_at = self._lock_state(conn, name)
-            # Before the version check: a job's checkpoints would otherwise show as conflicts.
-            self._refuse_if_busy(_PostgresTx(conn), name)
-            if current != expected_version or (created is not None and created_at != created):
-                raise VersionConflict(name, expected_version, current)
-            # One round trip for the writes. clock_timestamp(), read after the row lock, keeps
-            # updated_at increasing in commit order (now() is when the transaction began).
-            # The DELETE cannot see the INSERT's row (one snapshot), and need not: it is newer.
-            row = conn.execute(
-                f"""WITH updated AS (
-                    UPDATE models SET version = %(new)s, updated_at = clock_timestamp()
-                    WHERE name = %(name)s RETURNING {_MODEL_COLUMNS}
-                ), inserted AS (
-                    INSERT INTO versions (model, version, created_at, reason, arrays)
-                    SELECT name, version, updated_at, %(reason)s, %(arrays)b FROM updated
-                ), pruned AS (
-                    DELETE FROM versions WHERE model = %(name)s AND version <= %(oldest)s
-                )
-                SELECT {_MODEL_COLUMNS} FROM updated""",
-                {
-                    "new": new,
-                    "name": name,
-                    "reason": reason,
-                    "arrays": blob,
-                    "oldest": new - self.keep_versions,
-                },
-            ).fetchone()
-        assert row is not None  # the row is locked, so the UPDATE found it
-        self._storage_full = False  # new data stored: there is room again
-        return _record(row)
-
-    def versions(self, name: str) -> builtins.list[VersionInfo]:
-        """Return the kept versions, newest first; ModelNotFound."""
-        with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT v.version, v.created_at, v.reason FROM models m"
-                " LEFT JOIN versions v ON v.model = m.name"
-                " WHERE m.name = %s ORDER BY v.version DESC",
-                (name,),
-            ).fetchall()
-        if not rows:
-            raise ModelNotFound(name)
-        return [VersionInfo(v, _utc(at), reason) for v, at, reason in rows if v is not None]
+        return self._snapshot(self._model_record(row), wanted, row[5])
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Tx]:
         with self._connection() as conn:
             yield _PostgresTx(conn)
-
-    def _model_timestamp(self, moment: datetime) -> Any:
-        return moment
-
-    def _model_record(self, row: Row) -> ModelRecord:
-        return _record(row)
-
-    def ping(self) -> None:
-        """Raise RegistryUnavailable unless the database answers and has the registry tables."""
-        with self._connection() as conn:
-            conn.execute("SELECT 1 FROM models LIMIT 1").fetchall()
 
     def close(self) -> None:
         """Close the pool: idle connections now, busy ones when returned; idempotent."""

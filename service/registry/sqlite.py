@@ -10,25 +10,17 @@ from __future__ import annotations
 import builtins
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from .base import Registry
-from .codec import Encoded, decode_arrays, decode_spec, encode_arrays, encode_spec
+from .dialects import Dialect, Params, Row, Tx
 from .errors import (
-    ModelExists,
-    ModelNotFound,
-    RegistryError,
     RegistryUnavailable,
     StorageFull,
-    VersionConflict,
-    VersionNotFound,
 )
-from .jobs_sql import Row, SqlJobs, Tx
-from .records import Arrays, ModelRecord, Snapshot, VersionInfo
+from .sql import SqlRegistry
 
 # Entry i brings the schema from PRAGMA user_version i to i + 1. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -106,23 +98,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 # Idle connections kept for reuse; more are opened on demand when many threads are busy.
 _MAX_IDLE = 16
 _STATES = 4096  # models whose current state current_state keeps between commits
-_MODEL_COLUMNS = "name, spec, version, created_at, updated_at"
-_MIN_INTEGER, _MAX_INTEGER = -(2**63), 2**63 - 1
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _record(row: tuple[Any, ...]) -> ModelRecord:
-    name, spec, version, created_at, updated_at = row
-    return ModelRecord(
-        name=name,
-        spec=decode_spec(spec),
-        version=version,
-        created_at=datetime.fromisoformat(created_at),
-        updated_at=datetime.fromisoformat(updated_at),
-    )
 
 
 class _SqliteTx:
@@ -131,12 +106,14 @@ class _SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def rows(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
+    def rows(self, sql: str, params: Params = (), binary: bool = False) -> list[Row]:
         return self.conn.execute(sql.replace("%s", "?"), tuple(params)).fetchall()
 
 
-class SqliteRegistry(SqlJobs, Registry):
+class SqliteRegistry(SqlRegistry):
     """Registry stored in one SQLite file (WAL mode, synchronous=FULL)."""
+
+    dialect = Dialect()
 
     def __init__(self, path: str | Path, keep_versions: int = 20, *, timeout: float = 10.0):
         """Open or create the database at `path`, creating parent directories.
@@ -263,77 +240,6 @@ class SqliteRegistry(SqlJobs, Registry):
                 raise
             conn.execute("COMMIT")
 
-    @staticmethod
-    def _version_of(conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute("SELECT version FROM models WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise ModelNotFound(name)
-        version: int = row[0]
-        return version
-
-    def create(
-        self, name: str, spec: dict[str, Any], arrays: Arrays | Encoded, reason: str = "create"
-    ) -> ModelRecord:
-        """Store a new model at version 1; ModelExists if the name is taken."""
-        spec_text, blob, now = encode_spec(spec), encode_arrays(arrays), _now()
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone():
-                raise ModelExists(name)
-            conn.execute(
-                f"INSERT INTO models ({_MODEL_COLUMNS}) VALUES (?, ?, 1, ?, ?)",
-                (name, spec_text, now, now),
-            )
-            conn.execute(
-                "INSERT INTO versions (model, version, created_at, reason, arrays)"
-                " VALUES (?, 1, ?, ?, ?)",
-                (name, now, reason, blob),
-            )
-        self._storage_full = False  # new data stored: there is room again
-        return _record((name, spec_text, 1, now, now))
-
-    def get(self, name: str) -> ModelRecord:
-        """Return the model's current record; ModelNotFound."""
-        with self._connection() as conn:
-            row = conn.execute(
-                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
-            ).fetchone()
-        if row is None:
-            raise ModelNotFound(name)
-        return _record(row)
-
-    def list(self, limit: int, after: str | None = None) -> builtins.list[ModelRecord]:
-        """Return at most `limit` models with names > `after` (all if None), ordered by name."""
-        if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        with self._connection() as conn:
-            if after is None:
-                rows = conn.execute(
-                    f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name LIMIT ?", (limit,)
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    f"SELECT {_MODEL_COLUMNS} FROM models WHERE name > ? ORDER BY name LIMIT ?",
-                    (after, limit),
-                ).fetchall()
-        return [_record(row) for row in rows]
-
-    def count(self) -> int:
-        """Return the number of models."""
-        with self._connection() as conn:
-            (count,) = conn.execute("SELECT count(*) FROM models").fetchone()
-        result: int = count
-        return result
-
-    def delete(self, name: str, expected_version: int | None = None) -> None:
-        """Delete the model and all its versions; ModelNotFound, VersionConflict."""
-        with self._write() as conn:
-            current = self._version_of(conn, name)
-            self._refuse_if_busy(_SqliteTx(conn), name)
-            if expected_version is not None and expected_version != current:
-                raise VersionConflict(name, expected_version, current)
-            conn.execute("DELETE FROM versions WHERE model = ?", (name,))
-            conn.execute("DELETE FROM models WHERE name = ?", (name,))
-
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound.
 
@@ -355,7 +261,8 @@ class SqliteRegistry(SqlJobs, Registry):
                     self._seen = seen
                 state = self._states.get(name)
                 if state is None:
-                    state = self._state_of(self._watch, name)
+                    # SQLite locks no rows: this is a plain read
+                    state = self._lock_state(_SqliteTx(self._watch), name)
                     if len(self._states) >= _STATES:
                         self._states.clear()
                     self._states[name] = state
@@ -366,105 +273,21 @@ class SqliteRegistry(SqlJobs, Registry):
                     self._watch = None
                 raise self._failure(exc) from exc
 
-    @staticmethod
-    def _state_of(conn: sqlite3.Connection, name: str) -> tuple[int, datetime]:
-        row = conn.execute(
-            "SELECT version, created_at FROM models WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            raise ModelNotFound(name)
-        return row[0], datetime.fromisoformat(row[1])
-
-    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
-        """Return the arrays of the current or a kept version; ModelNotFound, VersionNotFound."""
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
-            ).fetchone()
-            if row is None:
-                raise ModelNotFound(name)
-            wanted: int = row[2] if version is None else version
-            found = None
-            # SQLite integers are 64-bit: a version beyond them never existed (and would not
-            # even bind as a parameter).
-            if _MIN_INTEGER <= wanted <= _MAX_INTEGER:
-                found = conn.execute(
-                    "SELECT arrays FROM versions WHERE model = ? AND version = ?", (name, wanted)
-                ).fetchone()
-            if found is None:
-                oldest, newest = conn.execute(
-                    "SELECT min(version), max(version) FROM versions WHERE model = ?", (name,)
-                ).fetchone()
-                raise VersionNotFound(name, wanted, (oldest, newest))
-        try:
-            arrays = decode_arrays(found[0])
-        except ValueError as exc:
-            raise RegistryError(f"stored arrays of model {name!r} v{wanted}: {exc}") from exc
-        return Snapshot(model=_record(row), version=wanted, arrays=arrays)
-
-    def commit(
-        self,
-        name: str,
-        arrays: Arrays,
-        expected_version: int,
-        reason: str,
-        created: datetime | None = None,
-    ) -> ModelRecord:
-        """Compare-and-swap `arrays` in as version `expected_version + 1`; VersionConflict."""
-        blob, now = encode_arrays(arrays), _now()
-        new = expected_version + 1
-        with self._write() as conn:
-            current, created_at = self._state_of(conn, name)
-            # Before the version check: a job's checkpoints would otherwise show as conflicts.
-            self._refuse_if_busy(_SqliteTx(conn), name)
-            if current != expected_version or (created is not None and created_at != created):
-                raise VersionConflict(name, expected_version, current)
-            conn.execute(
-                "INSERT INTO versions (model, version, created_at, reason, arrays)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, new, now, reason, blob),
-            )
-            conn.execute(
-                "UPDATE models SET version = ?, updated_at = ? WHERE name = ?", (new, now, name)
-            )
-            conn.execute(
-                "DELETE FROM versions WHERE model = ? AND version <= ?",
-                (name, new - self.keep_versions),
-            )
-            row = conn.execute(
-                f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)
-            ).fetchone()
-        self._storage_full = False  # new data stored: there is room again
-        return _record(row)
-
-    def versions(self, name: str) -> builtins.list[VersionInfo]:
-        """Return the kept versions, newest first; ModelNotFound."""
-        with self._read() as conn:
-            self._version_of(conn, name)
-            rows = conn.execute(
-                "SELECT version, created_at, reason FROM versions WHERE model = ?"
-                " ORDER BY version DESC",
-                (name,),
-            ).fetchall()
-        return [VersionInfo(v, datetime.fromisoformat(at), reason) for v, at, reason in rows]
-
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Tx]:
         with self._write() if write else self._read() as conn:
             yield _SqliteTx(conn)
 
-    def _model_timestamp(self, moment: datetime) -> Any:
-        return moment.isoformat()
-
-    def _model_record(self, row: Row) -> ModelRecord:
-        return _record(row)
+    @contextmanager
+    def _statement(self) -> Iterator[Tx]:
+        with self._connection() as conn:  # a statement alone needs no BEGIN
+            yield _SqliteTx(conn)
 
     def ping(self) -> None:
         """Raise RegistryUnavailable if the file is gone or cannot be queried."""
         if not self._path.exists():
             raise RegistryUnavailable(f"sqlite registry {self._path} no longer exists")
-        with self._connection() as conn:
-            conn.execute("SELECT 1 FROM models LIMIT 1").fetchall()
+        super().ping()
 
     def close(self) -> None:
         """Close idle connections now and busy ones when released; idempotent."""
