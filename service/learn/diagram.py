@@ -21,7 +21,7 @@ from service.learn import svg
 from service.learn.limits import check_drawable
 
 COLUMN_GAP = 250  # wide enough for labels of one line; two lines (gradients) need more
-COLUMN_GAP_GRADIENTS = 320
+COLUMN_GAP_GRADIENTS = 360
 ROW_GAP = 130
 RADIUS = 24
 MARGIN_X = 90
@@ -29,6 +29,11 @@ TOP = 96
 BOTTOM = 80
 POSITIVE, NEGATIVE, ZERO = "#2166ac", "#b2182b", "#9e9e9e"
 FILL = {"input": "#e8eef6", "hidden": "#ffffff", "output": "#fff3d1"}
+
+#: Up to this many edges a label's place also avoids the lines of other edges (the drawings
+#: learners read); above it the search for a free spot would take seconds, and the labels,
+#: drawn above every line with a halo, are placed apart from each other only.
+AVOID_LINES_EDGES = 128
 
 Centre = Callable[[int, int], tuple[float, float]]  # (column, unit) -> (x, y) of the node
 
@@ -71,8 +76,10 @@ def network_svg(network: Network, params: Params, title: str, sample: Sample | N
             heading_text,
         ).set("class", "layer")
     edges = svg.sub(root, "g", {"class": "edges"})
+    # Above every line, so that a line never runs through a label's text.
+    labels = svg.sub(root, "g", {"class": "edge-labels"})
     nodes = svg.sub(root, "g", {"class": "nodes"})
-    _draw_edges(edges, network, params, centre, sample)
+    _draw_edges(edges, labels, network, params, centre, sample)
     _draw_nodes(nodes, network, params, names, centre, sample)
     _legend(root, height, sample)
     return svg.to_string(root)
@@ -88,6 +95,7 @@ def _layer_headings(network: Network) -> list[str]:
 
 def _draw_edges(
     parent: ET.Element,
+    labels: ET.Element,
     network: Network,
     params: Params,
     centre: Centre,
@@ -96,9 +104,13 @@ def _draw_edges(
     biggest = max(float(abs(p.W).max()) for p in params)
     names = node_names(network)
     taken = Boxes(_node_boxes(names, centre, sample))
-    for name, loc in locations(network).items():
-        if loc.kind != "W":
-            continue
+    weights = [(name, loc) for name, loc in locations(network).items() if loc.kind == "W"]
+    avoid_lines = len(weights) <= AVOID_LINES_EDGES
+    # Every edge is known before any label is placed, so that no label lands on a line.
+    for index, (_, loc) in enumerate(weights):
+        (x1, y1), (x2, y2) = centre(loc.layer, loc.row), centre(loc.layer + 1, loc.col)
+        taken.add_segment(index, (x1 + RADIUS, y1, x2 - RADIUS, y2))
+    for index, (name, loc) in enumerate(weights):
         w = float(params[loc.layer].W[loc.row, loc.col])
         (x1, y1), (x2, y2) = centre(loc.layer, loc.row), centre(loc.layer + 1, loc.col)
         colour = POSITIVE if w > 0 else NEGATIVE if w < 0 else ZERO
@@ -126,9 +138,29 @@ def _draw_edges(
             },
         )
         n_out = network.layers[loc.layer].units
-        x, y = _place(text, (x1 + RADIUS, y1), (x2 - RADIUS, y2), loc.col, n_out, taken)
+        box, crossed = _place(
+            text, (x1 + RADIUS, y1), (x2 - RADIUS, y2), loc.col, n_out, taken, index, avoid_lines
+        )
+        label = svg.sub(labels, "g", {"class": "edge-label", "data-edge": name})
+        svg.sub(label, "title", {}, tooltip)
+        if crossed:
+            # No free spot along the edge: an opaque card hides the other lines under the text.
+            svg.sub(
+                label,
+                "rect",
+                {
+                    "x": box[0],
+                    "y": box[1],
+                    "width": box[2] - box[0],
+                    "height": box[3] - box[1],
+                    "rx": 3,
+                    "fill": "#ffffff",
+                    "fill-opacity": 0.92,
+                },
+            )
+        x, y = (box[0] + box[2]) / 2, box[1]
         for k, line in enumerate(text):
-            svg.label(edge, x, y + LINE * (k + 1) - 3, line, {"font-size": 11, "fill": colour})
+            svg.label(label, x, y + LINE * (k + 1) - 3, line, {"font-size": 11, "fill": colour})
 
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom
@@ -143,32 +175,47 @@ def _place(
     unit: int,
     units: int,
     taken: Boxes,
-) -> tuple[float, float]:
+    edge: int,
+    avoid_lines: bool,
+) -> tuple[Box, int]:
     """Where along its edge a label goes: the first of a fixed sequence of spots (starting
     where edges into different nodes part, ``0.25..0.75`` of the way by the target unit, then
-    outwards) whose box is free, else the one that overlaps least; the box is then taken.
-    Returns the label's centre x and top y."""
+    outwards; at each, just above the edge, then just below) whose box touches no other label
+    or node and no other edge's line; else the one that touches fewest lines, then overlaps
+    least. Without ``avoid_lines``: the first spot just above the edge whose box touches no
+    label or node, else the one that overlaps least. The box is then taken; returned with the
+    number of other lines that run through it."""
     width = CHAR * max(len(line) for line in text) + 4
     height = LINE * len(text)
     preferred = 0.5 if units == 1 else 0.25 + 0.5 * unit / (units - 1)
     spots = [preferred]
     for step in range(1, 28):
         spots += [preferred + 0.03 * step, preferred - 0.03 * step]
-    best: tuple[float, Box] | None = None
+    best: tuple[tuple[bool, int, float], Box] | None = None
     for t in (t for t in spots if 0.1 <= t <= 0.9):
         x = start[0] + t * (end[0] - start[0])
         y = start[1] + t * (end[1] - start[1])
-        # The label sits just above its edge, so that the line never runs through the text.
-        box = (x - width / 2, y - height - 3, x + width / 2, y - 3)
-        clash = taken.overlap(box)
-        if best is None or clash < best[0]:
-            best = (clash, box)
-        if clash == 0:
+        # Beside its edge, never on it, so that its own line never runs through the text.
+        for lift in (3, 3 + LINE / 2) if avoid_lines else (3,):
+            above = (x - width / 2, y - height - lift, x + width / 2, y - lift)
+            below = (x - width / 2, y + lift, x + width / 2, y + height + lift)
+            for box in (above, below) if avoid_lines else (above,):
+                clash = taken.overlap(box)
+                if best is not None and (clash > 0) > best[0][0]:
+                    continue  # worse whatever lines run through it
+                crossed = 0
+                if avoid_lines:
+                    most = None if best is None or (clash > 0) < best[0][0] else best[0][1]
+                    crossed = taken.crossings(box, edge, most)
+                score = (clash > 0, crossed, clash)
+                if best is None or score < best[0]:
+                    best = (score, box)
+        if best is not None and best[0] == (False, 0, 0.0):
             break
     assert best is not None  # the preferred spot always lies in range
     chosen = best[1]
     taken.add(chosen)
-    return (chosen[0] + chosen[2]) / 2, chosen[1]
+    return chosen, best[0][1] if avoid_lines else taken.crossings(chosen, edge)
 
 
 class Boxes:
@@ -186,8 +233,49 @@ class Boxes:
     def __init__(self, boxes: Sequence[Box] = ()) -> None:
         self._boxes: list[Box] = []
         self._cells: defaultdict[tuple[int, int], list[int]] = defaultdict(list)
+        self._segments: list[tuple[int, Box]] = []
+        self._segment_cells: defaultdict[tuple[int, int], list[int]] = defaultdict(list)
         for box in boxes:
             self.add(box)
+
+    def add_segment(self, owner: int, segment: Box) -> None:
+        """An edge's line ``(x1, y1, x2, y2)``, which labels of other edges avoid."""
+        index = len(self._segments)
+        self._segments.append((owner, segment))
+        for cell in self._cells_along(segment):
+            self._segment_cells[cell].append(index)
+
+    def _cells_along(self, segment: Box) -> Iterator[tuple[int, int]]:
+        """The cells a segment touches (and a few beside them): column by column, those of
+        the segment's part within that column. Every box it runs through shares one."""
+        x1, y1, x2, y2 = segment
+        if x2 < x1:
+            x1, y1, x2, y2 = x2, y2, x1, y1
+        first, last = math.floor(x1 / self.CELL), math.floor(x2 / self.CELL)
+        for cx in range(first, last + 1):
+            ends = []
+            for x in (max(x1, cx * self.CELL), min(x2, (cx + 1) * self.CELL)):
+                ends.append(y1 if x2 == x1 else y1 + (x - x1) / (x2 - x1) * (y2 - y1))
+            if x2 == x1:
+                ends = [y1, y2]
+            top, bottom = math.floor(min(ends) / self.CELL), math.floor(max(ends) / self.CELL)
+            for cy in range(top, bottom + 1):
+                yield cx, cy
+
+    def crossings(self, box: Box, owner: int, most: int | None = None) -> int:
+        """How many lines of edges other than ``owner`` run through ``box`` (counted up to
+        ``most`` + 1 when ``most`` is given: past it, the box loses anyway)."""
+        near: set[int] = set()
+        for cell in self._cells_of(box):
+            near.update(self._segment_cells.get(cell, ()))
+        count = 0
+        for i in sorted(near):
+            other, segment = self._segments[i]
+            if other != owner and _crosses(segment, box):
+                count += 1
+                if most is not None and count > most:
+                    break
+        return count
 
     def add(self, box: Box) -> None:
         index = len(self._boxes)
@@ -216,6 +304,26 @@ class Boxes:
         for cx in range(left, right + 1):
             for cy in range(top, bottom + 1):
                 yield cx, cy
+
+
+def _crosses(segment: Box, box: Box) -> bool:
+    """Whether the segment ``(x1, y1, x2, y2)`` has a point inside ``box`` (Liang-Barsky)."""
+    x1, y1, x2, y2 = segment
+    dx, dy = x2 - x1, y2 - y1
+    low, high = 0.0, 1.0
+    for p, q in ((-dx, x1 - box[0]), (dx, box[2] - x1), (-dy, y1 - box[1]), (dy, box[3] - y1)):
+        if p == 0:
+            if q < 0:
+                return False
+            continue
+        t = q / p
+        if p < 0:
+            low = max(low, t)
+        else:
+            high = min(high, t)
+        if low > high:
+            return False
+    return True
 
 
 def _overlap(a: Box, b: Box) -> float:

@@ -50,6 +50,11 @@ def by_class(root: ET.Element, cls: str) -> list[ET.Element]:
     return [e for e in root.iter() if e.get("class") == cls]
 
 
+def labels_of(root: ET.Element) -> dict[str, ET.Element]:
+    """The diagram's edge labels (drawn above every line) by the weight they name."""
+    return {str(e.get("data-edge")): e for e in by_class(root, "edge-label")}
+
+
 def title_of(element: ET.Element) -> str:
     title = element.find(f"{SVG}title")
     assert title is not None and title.text is not None

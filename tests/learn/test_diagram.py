@@ -12,7 +12,16 @@ from service.core import Layer, Network, check_parameters, forward, gradient, to
 from service.learn.diagram import NEGATIVE, POSITIVE, ZERO, Sample, network_svg
 from service.learn.limits import DIAGRAM_MAX_UNITS, TooLarge
 from tests.api.support import SEED
-from tests.learn.support import SEED_NET, SEED_PARAMS, SEED_T, SEED_X, SVG, by_class, title_of
+from tests.learn.support import (
+    SEED_NET,
+    SEED_PARAMS,
+    SEED_T,
+    SEED_X,
+    SVG,
+    by_class,
+    labels_of,
+    title_of,
+)
 
 
 def draw(sample: Sample | None = None) -> ET.Element:
@@ -62,9 +71,13 @@ def test_edge_colour_follows_the_sign_and_width_the_size_of_the_weight() -> None
 
 
 def test_labels_name_every_weight_and_tooltips_hold_exact_values() -> None:
-    for edge in by_class(draw(), "edge"):
+    root = draw()
+    labels = labels_of(root)
+    assert list(labels) == [e.get("id") for e in by_class(root, "edge")]
+    for edge in by_class(root, "edge"):
         name = str(edge.get("id"))
-        texts = [t.text for t in edge.iter(f"{SVG}text")]
+        assert title_of(labels[name]) == title_of(edge)
+        texts = [t.text for t in labels[name].iter(f"{SVG}text")]
         assert texts[0] == f"{name} = {SEED['parameters_named'][name]}"
         assert repr(SEED["parameters_named"][name]) in title_of(edge)
 
@@ -88,11 +101,13 @@ def test_gradients_show_every_edges_derivative_and_every_nodes_delta() -> None:
     title = root.find(f"{SVG}title")
     assert title is not None and repr(SEED["loss"]) in str(title.text)
     named = to_named(r.gradients)
+    labels = labels_of(root)
     for edge in by_class(root, "edge"):
         name = str(edge.get("id"))
         assert f"dE/d{name} = {SEED['gradients_named'][name]!r}" in title_of(edge)
         assert named[name] == SEED["gradients_named"][name]
-        assert any(t.text and t.text.startswith(f"∂E/∂{name} = ") for t in edge.iter(f"{SVG}text"))
+        texts = labels[name].iter(f"{SVG}text")
+        assert any(t.text and t.text.startswith(f"∂E/∂{name} = ") for t in texts)
     nodes = {n.get("id"): n for n in by_class(root, "node")}
     assert f"delta = dE/dnet = {SEED['deltas_dE_dnet'][2][0]!r}" in title_of(nodes["n9"])
 
@@ -105,25 +120,49 @@ def test_the_same_model_draws_the_same_bytes() -> None:
     assert first.startswith('<?xml version="1.0" encoding="UTF-8"?>')
 
 
-def test_edge_labels_do_not_overlap_on_the_seed() -> None:
-    """Label boxes (estimated as the layout does) of different edges are apart."""
+def test_edge_labels_do_not_overlap_and_no_other_line_runs_through_them_on_the_seed() -> None:
+    """Label boxes (estimated as the layout does) of different edges are apart, each beside its
+    own line (its line passes neither through the middle of its text nor far from it), and the
+    lines of other edges run through a label only where it has a card to hide them (the seed's
+    crowded middle, where the hidden layers meet)."""
     r = gradient(SEED_NET, SEED_PARAMS, SEED_X, SEED_T)
     root = draw(Sample(SEED["input"], r.trace, r.loss, r.gradients, r.deltas))
-    boxes = []
-    for edge in by_class(root, "edge"):
-        texts = list(edge.iter(f"{SVG}text"))
+    labels = labels_of(root)
+    lines = {str(e.get("id")): line_of(e) for e in by_class(root, "edge")}
+    boxes = {}
+    for name, label in labels.items():
+        texts = list(label.iter(f"{SVG}text"))
         x, y = float(texts[0].get("x", "nan")), float(texts[0].get("y", "nan"))
         width = 6.4 * max(len(t.text or "") for t in texts)
-        boxes.append((x - width / 2, y - 10, x + width / 2, y - 10 + 13 * len(texts)))
-        # Every label stands above its own edge's line at that x.
-        line = line_of(edge)
+        boxes[name] = (x - width / 2, y - 10, x + width / 2, y - 10 + 13 * len(texts))
+        line = lines[name]
         x1, y1 = float(line.get("x1", "nan")), float(line.get("y1", "nan"))
         x2, y2 = float(line.get("x2", "nan")), float(line.get("y2", "nan"))
         y_line = y1 + (x - x1) / (x2 - x1) * (y2 - y1)
-        assert float(texts[-1].get("y", "nan")) < y_line
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+        top, bottom = boxes[name][1], boxes[name][3]
+        assert not top < y_line < bottom or name == "", (name, top, y_line, bottom)
+        assert min(abs(top - y_line), abs(bottom - y_line)) < 16, name
+    names = list(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            p, q = boxes[a], boxes[b]
+            assert not (p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]), (a, b)
+    carded = {name for name, label in labels.items() if label.find(f"{SVG}rect") is not None}
+    for name, box in boxes.items():
+        crossing = [other for other, line in lines.items() if other != name and _crosses(line, box)]
+        assert not crossing or name in carded, (name, crossing)
+    assert len(carded) <= 3, carded  # most labels find a free spot
+
+
+def _crosses(line: ET.Element, box: tuple[float, float, float, float]) -> bool:
+    """Whether the line has a point inside ``box`` (sampled finely: an independent check)."""
+    x1, y1 = float(line.get("x1", "nan")), float(line.get("y1", "nan"))
+    x2, y2 = float(line.get("x2", "nan")), float(line.get("y2", "nan"))
+    for k in range(1001):
+        x, y = x1 + (x2 - x1) * k / 1000, y1 + (y2 - y1) * k / 1000
+        if box[0] < x < box[2] and box[1] < y < box[3]:
+            return True
+    return False
 
 
 def test_a_layer_too_wide_to_draw_is_refused() -> None:

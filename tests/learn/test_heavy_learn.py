@@ -97,16 +97,24 @@ def test_large_diagrams_leave_health_checks_prompt() -> None:
 
 
 class EveryBox:
-    """The label placement before the grid index: every box taken is compared."""
+    """The label placement without the grid index: every box and line taken is compared."""
 
     def __init__(self, boxes: list[Box]) -> None:
         self.boxes = list(boxes)
+        self.segments: list[tuple[int, Box]] = []
 
     def add(self, box: Box) -> None:
         self.boxes.append(box)
 
     def overlap(self, box: Box) -> float:
         return sum(diagram._overlap(box, other) for other in self.boxes)
+
+    def add_segment(self, owner: int, segment: Box) -> None:
+        self.segments.append((owner, segment))
+
+    def crossings(self, box: Box, owner: int, most: int | None = None) -> int:
+        count = sum(1 for o, s in self.segments if o != owner and diagram._crosses(s, box))
+        return count if most is None else min(count, most + 1)
 
 
 def draw(net: Network, with_gradients: bool, seed: int = 0) -> str:
