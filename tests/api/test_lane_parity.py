@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,8 @@ PATHS = [
     "/v1/models/seed/forward",
     "/v1/models/seed/gradient",
     "/v1/models/seed/train-step",
+    "/v1/models/seed/input-gradient",
+    "/v1/models/seed/gradient-check",
     "/v1/models/nobody/forward",
     "/v1/models/seed/x/forward",
     "/v2/models/seed/infer",
@@ -31,6 +34,7 @@ PATHS = [
     "/v2/models/seed/versions/9/infer",
     "/v1/forward",
     "/v1/gradient",
+    "/v1/input-gradient",
     "/v1/train-step",
 ]
 QUERIES = ["", "?notation=named", "?notation=bad", "?trace=true", "?learning_rate=-1", "?deltas=1"]
@@ -224,11 +228,19 @@ async def test_the_lane_serves_the_endpoints_and_only_them(monkeypatch: pytest.M
             "/v1/models/{name}/forward",
             "/v1/models/{name}/gradient",
             "/v1/models/{name}/train-step",
+            "/v1/models/{name}/input-gradient",
+            "/v1/models/{name}/gradient-check",
             "/v2/models/{name}/infer",
             "/v2/models/{name}/versions/{version}/infer",
             "/v1/forward",
             "/v1/gradient",
+            "/v1/input-gradient",
             "/v1/train-step",
         }
+        # The property above sends requests to every one of them.
+        sampled = {
+            re.sub(r"/seed(/|$)", "/{name}\\1", p).replace("/1/", "/{version}/") for p in PATHS
+        }
+        assert endpoints <= sampled
     finally:
         app.state.store.close()
