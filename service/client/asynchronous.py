@@ -161,7 +161,7 @@ class AsyncClient:
             follower.connecting()
             try:
                 async with self._stream(jobs.job_events(job_id, follower.last)) as response:
-                    async for event in aparse_events(response.aiter_lines()):
+                    async for event in aparse_events(response):
                         follower.seen(event)
                         yield event
                 after = follower.closed()
@@ -215,7 +215,7 @@ class AsyncClient:
                 call.result(response)
             try:
                 yield response
-            except ValueError as error:  # an event that does not read (EventReader.line)
+            except ValueError as error:  # an event that does not read (events.event_of)
                 raise UnexpectedAnswer.of(response, error) from error
 
     async def _pages(

@@ -1,5 +1,5 @@
-"""Server-Sent Events of a job: parsing ``text/event-stream`` lines into :class:`Event`, and
-the policy of a client that follows a job through dropped connections.
+"""Server-Sent Events of a job: a ``text/event-stream`` (read by httpx-sse) as :class:`Event`
+values, and the policy of a client that follows a job through dropped connections.
 
 A follower resumes after the last event it has seen with ``Last-Event-ID``, so that no event
 is missed or repeated; a stream that ends before the job has (the server shut down) or breaks
@@ -10,9 +10,12 @@ a row have failed.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import httpx
+from httpx_sse import EventSource, ServerSentEvent
 
 JSON = dict[str, Any]
 RECONNECTS = 20
@@ -33,52 +36,30 @@ class Event:
     data: JSON
 
 
-class EventReader:
-    """Turns the lines of a ``text/event-stream`` into events, one line at a time; comments
-    and ``retry`` lines are skipped."""
-
-    def __init__(self) -> None:
-        self._fields: dict[str, str] = {}
-        self._data: list[str] = []
-
-    def line(self, line: str) -> Event | None:
-        """Take one line (without its line break); the event it completes, if any. A ValueError
-        for an event whose id is not a number or whose data is not a JSON object (the clients
-        raise it as :class:`~service.client.UnexpectedAnswer`)."""
-        if line == "":
-            event = None
-            if self._data:
-                data = json.loads("\n".join(self._data))
-                if not isinstance(data, dict):
-                    raise ValueError(f"an event's data is {type(data).__name__}, not an object")
-                event = Event(
-                    int(self._fields.get("id", "0")), self._fields.get("event", "message"), data
-                )
-            self._fields, self._data = {}, []
-            return event
-        if not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                self._data.append(value)
-            else:
-                self._fields[name] = value
+def event_of(sse: ServerSentEvent) -> Event | None:
+    """The job's event that one Server-Sent Event carries; ``None`` for one without data
+    (what ``retry`` lines and keep-alive comments leave). A ValueError for an event whose id is
+    not a number or whose data is not a JSON object (the clients raise it as
+    :class:`~service.client.UnexpectedAnswer`)."""
+    if not sse.data:
         return None
+    data = json.loads(sse.data)
+    if not isinstance(data, dict):
+        raise ValueError(f"an event's data is {type(data).__name__}, not an object")
+    return Event(int(sse.id or "0"), sse.event, data)
 
 
-def parse_events(lines: Iterable[str]) -> Iterator[Event]:
-    """The events of a ``text/event-stream``, from its lines."""
-    reader = EventReader()
-    for line in lines:
-        if (event := reader.line(line)) is not None:
+def parse_events(response: httpx.Response) -> Iterator[Event]:
+    """The events of a ``text/event-stream`` response, as they arrive (read by httpx-sse)."""
+    for sse in EventSource(response).iter_sse():
+        if (event := event_of(sse)) is not None:
             yield event
 
 
-async def aparse_events(lines: AsyncIterable[str]) -> AsyncIterator[Event]:
-    """The events of a ``text/event-stream``, from its lines as they arrive."""
-    reader = EventReader()
-    async for line in lines:
-        if (event := reader.line(line)) is not None:
+async def aparse_events(response: httpx.Response) -> AsyncIterator[Event]:
+    """The events of a ``text/event-stream`` response, as they arrive (read by httpx-sse)."""
+    async for sse in EventSource(response).aiter_sse():
+        if (event := event_of(sse)) is not None:
             yield event
 
 

@@ -161,7 +161,7 @@ class Client:
             follower.connecting()
             try:
                 with self._stream(jobs.job_events(job_id, follower.last)) as response:
-                    for event in parse_events(response.iter_lines()):
+                    for event in parse_events(response):
                         follower.seen(event)
                         yield event
                 after = follower.closed()
@@ -215,7 +215,7 @@ class Client:
                 call.result(response)
             try:
                 yield response
-            except ValueError as error:  # an event that does not read (EventReader.line)
+            except ValueError as error:  # an event that does not read (events.event_of)
                 raise UnexpectedAnswer.of(response, error) from error
 
     def _pages(self, page: Callable[[Cursor | None], Call[Page[Item, Cursor]]]) -> Iterator[Item]:

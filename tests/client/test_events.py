@@ -17,6 +17,10 @@ from service.client.events import Event, Follower, parse_events
 JOB = "0661job"
 
 
+def stream(text: str) -> httpx.Response:
+    return httpx.Response(200, headers={"Content-Type": "text/event-stream"}, text=text)
+
+
 def test_parse_events_reads_ids_kinds_and_json_data() -> None:
     text = (
         "retry: 1000\n\n"
@@ -26,7 +30,7 @@ def test_parse_events_reads_ids_kinds_and_json_data() -> None:
         'id: 3\ndata:{"state":"succeeded"}\n\n'
         "id: 4\nevent: ignored-without-data\n\n"
     )
-    parsed = list(parse_events(text.splitlines()))
+    parsed = list(parse_events(stream(text)))
     assert parsed == [
         Event(1, "state", {"state": "queued"}),
         Event(2, "progress", {"step": 4, "loss": 0.5}),
@@ -35,7 +39,13 @@ def test_parse_events_reads_ids_kinds_and_json_data() -> None:
 
 
 def test_an_unfinished_last_event_is_not_yielded() -> None:
-    assert list(parse_events(["id: 1", "event: end", 'data: {"state": "failed"}'])) == []
+    assert list(parse_events(stream('id: 1\nevent: end\ndata: {"state": "failed"}'))) == []
+
+
+@pytest.mark.parametrize("data", ["[1, 2]", "not json", '"text"'])
+def test_an_event_whose_data_is_no_json_object_is_a_value_error(data: str) -> None:
+    with pytest.raises(ValueError):
+        list(parse_events(stream(f"id: 1\nevent: state\ndata: {data}\n\n")))
 
 
 def test_follower_pauses_longer_and_gives_up_after_its_reconnects(

@@ -71,7 +71,7 @@ def test_progress_streams_live_and_a_reconnect_resumes_after_the_last_event_id(
         with client.stream("GET", url) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            for event in parse_events(response.iter_lines()):
+            for event in parse_events(response):
                 first.append(event)
                 if len(first) == 5:
                     break  # the client drops the connection mid-job
@@ -79,15 +79,15 @@ def test_progress_streams_live_and_a_reconnect_resumes_after_the_last_event_id(
         rest: list[JSON] = []
         headers = {"Last-Event-ID": str(first[-1].id)}
         with client.stream("GET", url, headers=headers) as response:
-            rest.extend(parse_events(response.iter_lines()))  # to the end of the stream
+            rest.extend(parse_events(response))  # to the end of the stream
         ids = [e.id for e in first + rest]
         assert ids == list(range(1, len(ids) + 1))
         assert [e.kind for e in first[:3]] == ["state", "state", "progress"]
         end = rest[-1]
         assert (end.kind, end.data["state"], end.data["epoch"]) == ("end", "succeeded", 60)
         assert sum(e.kind == "progress" for e in first + rest) == 60  # one per epoch
-        replay = client.get(url).text
-        assert [e.id for e in parse_events(iter(replay.splitlines()))] == ids
+        replay = client.get(url)
+        assert [e.id for e in parse_events(replay)] == ids
 
 
 def test_a_job_killed_with_its_server_is_interrupted_and_resumes_bit_exact(
@@ -156,9 +156,7 @@ def test_a_job_killed_with_its_server_is_interrupted_and_resumes_bit_exact(
                 reference["loss"],
                 reference["validation_loss"],
             )
-            events = list(
-                parse_events(iter(client.get(f"/v1/jobs/{job['id']}/events").text.splitlines()))
-            )
+            events = list(parse_events(client.get(f"/v1/jobs/{job['id']}/events")))
             states = [e.data["state"] for e in events if e.kind != "progress"]
             assert states == ["queued", "running", "interrupted", "queued", "running", "succeeded"]
     finally:
