@@ -201,9 +201,14 @@ def input_gradient_npz(loss: float, gradients: FloatArray, jacobian: FloatArray 
 
 
 def accepts(headers: Headers, wanted: str) -> bool:
-    """Whether the client asks for ``wanted`` over JSON: named in ``Accept`` (not by a wildcard)
-    with a quality above zero and not below that of ``application/json``."""
-    accept = headers.get("accept", "")
+    """Whether the client asks for ``wanted`` over JSON (:func:`prefers`)."""
+    return prefers(headers.get("accept", ""), wanted)
+
+
+def prefers(accept: str, wanted: str) -> bool:
+    """Whether the ``Accept`` value asks for ``wanted`` over JSON: named (not by a wildcard)
+    with a quality above zero and not below that of ``application/json`` (the most specific
+    range that covers each counts)."""
     if wanted not in accept.lower():
         return False
     q = _quality(accept, wanted)

@@ -91,6 +91,8 @@ async def test_explain_gives_the_delta_form_on_request(client: httpx.AsyncClient
         ({"format": "markdown"}, {}),
         ({}, {"Accept": "text/markdown"}),
         ({}, {"Accept": "text/markdown, application/json;q=0.5"}),
+        # application/json's own range ranks it, not */* (the most specific range counts).
+        ({}, {"Accept": "text/markdown;q=0.8, application/json;q=0.5, */*"}),
     ],
 )
 async def test_explain_answers_markdown_on_request(
@@ -107,12 +109,15 @@ async def test_explain_answers_markdown_on_request(
     assert repr(GRAD["w7"]) in response.text
 
 
-async def test_explain_prefers_json_when_accept_ranks_it_higher(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    "accept", ["application/json, text/markdown;q=0.5", "text/markdown;q=0.5, */*", "text/*"]
+)
+async def test_explain_prefers_json_when_accept_ranks_it_higher(
+    client: httpx.AsyncClient, accept: str
+) -> None:
     await create_seed(client)
     response = await client.post(
-        "/v1/models/seed/explain",
-        json=EXPLAIN,
-        headers={"Accept": "application/json, text/markdown;q=0.5"},
+        "/v1/models/seed/explain", json=EXPLAIN, headers={"Accept": accept}
     )
     assert response.headers["content-type"] == "application/json"
 

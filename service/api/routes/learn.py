@@ -7,6 +7,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -14,24 +15,20 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
 
-from service.api import examples
+from service.api import binary, examples
 from service.api.bodies import JSONBodies
 from service.api.deps import JobsDep, NamePath, StoreDep, etag
 from service.api.problems import problem_responses
 from service.api.schemas.common import MAX_INTEGER
 from service.api.schemas.learn import (
-    DeltaFormOut,
-    DeltaTermOut,
     ExplainRequest,
     ExplainResponse,
-    FactorOut,
-    PathOut,
 )
 from service.core import MAX_PATHS, CoreError, Network, forward, path_count
 from service.jobs.store import JobStore
 from service.learn.chainrule import explanation_markdown
 from service.learn.diagram import Sample, network_svg
-from service.learn.explained import Explanation, Factor, explain
+from service.learn.explained import Explanation, explain
 from service.learn.history import history_svg, loss_by_version, training_svg
 from service.learn.limits import check_drawable, check_walkable
 from service.learn.walkthrough import walkthrough
@@ -193,7 +190,7 @@ async def explain_model(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ExplainResponse | Response:
     model = await store.load(name, version)
-    markdown = format == "markdown" or (format is None and _prefers_markdown(accept or ""))
+    markdown = format == "markdown" or (format is None and binary.prefers(accept or "", MARKDOWN))
     run = partial(
         explain,
         model.network,
@@ -388,76 +385,14 @@ async def walkthrough_markdown(
 # -- translation ------------------------------------------------------------------------------
 
 
-def _factor(f: Factor) -> FactorOut:
-    return FactorOut(
-        symbol=f.symbol,
-        formula=f.formula,
-        value=f.value,
-        symbol_latex=f.symbol_latex,
-        formula_latex=f.formula_latex,
-    )
-
-
 def explanation_out(name: str, version: int, e: Explanation) -> ExplainResponse:
-    """The answer of explain for the explanation ``e`` of model ``name`` at ``version``."""
-    delta = None
-    if e.delta is not None:
-        d = e.delta
-        delta = DeltaFormOut(
-            node=d.node,
-            delta=_factor(d.delta),
-            input=_factor(d.input),
-            derivative=_factor(d.derivative) if d.derivative is not None else None,
-            terms=[
-                DeltaTermOut(
-                    weight=t.weight, weight_value=t.weight_value, node=t.node, delta=t.delta
-                )
-                for t in d.terms
-            ],
-            product=d.product,
-            recursion=d.recursion,
-            recursion_latex=d.recursion_latex,
-        )
-    return ExplainResponse(
-        model=name,
-        version=version,
-        parameter=e.parameter,
-        kind=e.kind,
-        value=e.value,
-        source=e.source,
-        node=e.node,
-        loss=e.loss,
-        gradient=e.gradient,
-        form=e.form,
-        path_count=e.path_count,
-        paths=[
-            PathOut(nodes=list(p.nodes), factors=[_factor(f) for f in p.factors], product=p.product)
-            for p in e.paths
-        ],
-        sum=e.sum,
-        delta=delta,
-        note=" ".join(e.notes) or None,
+    """The answer of explain for the explanation ``e`` of model ``name`` at ``version``: its
+    fields as they are (the answer's schemas name them alike), its notes in one ``note``."""
+    fields = asdict(e)
+    notes = fields.pop("notes")
+    return ExplainResponse.model_validate(
+        {**fields, "model": name, "version": version, "note": " ".join(notes) or None}
     )
-
-
-def _prefers_markdown(accept: str) -> bool:
-    """Whether ``Accept`` ranks text/markdown above application/json (``*/*`` counts for
-    JSON, the default)."""
-    quality: dict[str, float] = {}
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        quality[media.lower()] = max(q, quality.get(media.lower(), 0.0))
-    markdown = quality.get(MARKDOWN, 0.0)
-    json = max(quality.get("application/json", 0.0), quality.get("*/*", 0.0))
-    return markdown > 0 and markdown >= json
 
 
 def _query_error(parameter: str, message: str) -> RequestValidationError:
