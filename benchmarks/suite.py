@@ -380,7 +380,7 @@ def batch_bodies(budget: Budget, stack: ExitStack) -> list[Row]:
     params = initialize(network, "he_uniform", 0)
 
     def limit() -> object:
-        bytes(bytearray(npy))
+        bytearray(npy)  # one copy
         return forward_outputs(network, params, X, len(X))
 
     with threadpool_limits(1):

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TypeVar
 
 import httpx
+from httpx_sse import SSEError
 
 from service.client import compute, datasets, health, jobs, learn, models
 from service.client.binding import endpoint
@@ -215,7 +216,7 @@ class Client:
                 call.result(response)
             try:
                 yield response
-            except ValueError as error:  # an event that does not read (events.event_of)
+            except (ValueError, SSEError) as error:  # not events (events.event_of, httpx-sse)
                 raise UnexpectedAnswer.of(response, error) from error
 
     def _pages(self, page: Callable[[Cursor | None], Call[Page[Item, Cursor]]]) -> Iterator[Item]:

@@ -246,7 +246,7 @@ class Boxes:
             self._segment_cells[cell].append(index)
 
     def _cells_along(self, segment: Box) -> Iterator[tuple[int, int]]:
-        """The cells a segment touches (and a few beside them): column by column, those of
+        """The cells a segment touches: column by column, those of
         the segment's part within that column. Every box it runs through shares one."""
         x1, y1, x2, y2 = segment
         if x2 < x1:

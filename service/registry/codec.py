@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import pickle
 import struct
 from collections.abc import Mapping
@@ -41,18 +42,29 @@ class Encoded:
     A model file imported in a worker process comes back encoded there, so that the server
     stores its bytes without spending the interpreter lock on copying megabytes. It pickles
     its bytes out of band (protocol 5), so they travel to the server through shared memory;
-    there they arrive as a read-only view of a private mapping that nothing else writes.
+    there they arrive as a read-only view of a private mapping that nothing else writes. A
+    view of anything else that could change (a bytearray, say) is copied.
     """
 
     __slots__ = ("data",)
 
     def __init__(self, data: bytes | memoryview) -> None:
-        self.data = data.toreadonly() if isinstance(data, memoryview) else data
+        if isinstance(data, memoryview):
+            data = data.toreadonly() if _immutable(data) else bytes(data)
+        self.data: bytes | memoryview = data
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         if protocol >= 5:
             return Encoded, (pickle.PickleBuffer(self.data),)
         return Encoded, (bytes(self.data),)
+
+
+def _immutable(data: bytes | memoryview) -> bool:
+    """Whether nothing can change ``data``'s bytes: bytes, or a view of bytes or of a private
+    mapping (a shipped result's, whose writable views the server drops once it has read it)."""
+    if isinstance(data, bytes):
+        return True
+    return isinstance(data.obj, bytes | mmap.mmap)
 
 
 @overload
@@ -96,11 +108,13 @@ def encode_arrays(arrays: Mapping[str, NDArray[Any]] | Encoded) -> bytes | memor
 def decode_arrays(data: bytes | memoryview) -> dict[str, NDArray[Any]]:
     """Decode bytes made by `encode_arrays` into a new dict of read-only arrays.
 
-    The arrays are views of an immutable bytes object (or of a read-only memoryview, which
-    :class:`Encoded` makes of a mapping nothing writes), so their WRITEABLE flag cannot be set
-    back to True. Raises ValueError if the data is malformed.
+    The arrays are views of an immutable bytes object (or of a read-only view of bytes or of a
+    private mapping nothing writes, as :class:`Encoded` keeps them; anything else is copied),
+    so their WRITEABLE flag cannot be set back to True. Raises ValueError if the data is malformed.
     """
-    if not isinstance(data, bytes) and not (isinstance(data, memoryview) and data.readonly):
+    if not isinstance(data, bytes) and not (
+        isinstance(data, memoryview) and data.readonly and _immutable(data)
+    ):
         data = bytes(data)  # a view of a mutable buffer would make the arrays mutable
     if len(data) < _PREFIX.size:
         raise ValueError("corrupt array bundle: too short")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.client import AsyncClient, Client, NotFound
+from service.client import AsyncClient, Client, NotFound, UnexpectedAnswer
 from service.client import events as events_module
 from service.client.events import Event, Follower, parse_events
 
@@ -252,3 +252,22 @@ async def test_async_wait_follows_the_events_then_reads_the_job() -> None:
     async with AsyncClient("http://test", transport=httpx.MockTransport(script)) as client:
         assert (await client.wait(JOB)).state == "succeeded"
     assert script.gets == 2 and script.last_event_ids == ["0", "2", "2"]
+
+
+@pytest.mark.anyio
+async def test_a_success_that_is_no_event_stream_is_an_unexpected_answer_not_retried() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(200, json={"not": "a stream"})
+
+    with (
+        Client("http://test", transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(UnexpectedAnswer),
+    ):
+        list(client.events(JOB))
+    async with AsyncClient("http://test", transport=httpx.MockTransport(handler)) as aclient:
+        with pytest.raises(UnexpectedAnswer):
+            [e async for e in aclient.events(JOB)]
+    assert calls == [f"/v1/jobs/{JOB}/events"] * 2

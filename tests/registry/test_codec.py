@@ -63,11 +63,20 @@ def test_decoding_from_a_mutable_buffer_copies_it() -> None:
     assert arr["x"].tolist() == [0.0, 0.0]
 
 
-def test_decoding_from_a_writable_memoryview_copies_it() -> None:
+@pytest.mark.parametrize("readonly", [False, True])
+def test_decoding_from_a_view_of_a_mutable_buffer_copies_it(readonly: bool) -> None:
     data = bytearray(encode_arrays({"x": np.zeros(2)}))
-    arr = decode_arrays(memoryview(data))
+    view = memoryview(data).toreadonly() if readonly else memoryview(data)
+    arr = decode_arrays(view)
     data[-8:] = np.ones(1).tobytes()
     assert arr["x"].tolist() == [0.0, 0.0]
+
+
+def test_an_encoded_view_of_a_mutable_buffer_is_copied() -> None:
+    data = bytearray(encode_arrays({"x": np.zeros(2)}))
+    encoded = Encoded(memoryview(data))
+    data[-8:] = np.ones(1).tobytes()
+    assert decode_arrays(encoded.data)["x"].tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("protocol", [4, 5])

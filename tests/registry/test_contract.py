@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import pickle
 import threading
 from collections.abc import Callable
@@ -179,7 +180,11 @@ def test_a_bundle_encoded_elsewhere_is_stored_as_given_arrays_are(registry: Regi
     view of the shipped file's mapping): stored and read back as if given as arrays."""
     buffers: list[pickle.PickleBuffer] = []
     sent = pickle.dumps(Encoded(encode_arrays(bundle(3))), 5, buffer_callback=buffers.append)
-    received = pickle.loads(sent, buffers=[bytearray(b.raw()) for b in buffers])
+    # As workers._unshipped hands them over: views of a private mapping of the shipped file.
+    shipped = [mmap.mmap(-1, b.raw().nbytes) for b in buffers]
+    for mapping, b in zip(shipped, buffers, strict=True):
+        mapping.write(b.raw())
+    received = pickle.loads(sent, buffers=[memoryview(m) for m in shipped])
     assert isinstance(received.data, memoryview) and received.data.readonly
     registry.create("imported", SPEC, received)
     registry.create("given", SPEC, bundle(3))
