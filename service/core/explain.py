@@ -36,7 +36,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from numpy.typing import ArrayLike
 
@@ -83,13 +83,19 @@ class Factor:
     name: str | None = None
 
 
+#: What a path's factors and an explanation's delta form are: the values here
+#: (:class:`Factor`, :class:`DeltaForm`), or the worded ones of :mod:`service.learn.explained`.
+F = TypeVar("F")
+D = TypeVar("D")
+
+
 @dataclass(frozen=True)
-class ChainPath:
+class ChainPath(Generic[F]):
     """One path from the node the parameter feeds to an output node (``nodes`` in that order),
     its ``factors`` from the loss backwards, and ``product``, their product left to right."""
 
     nodes: tuple[str, ...]
-    factors: tuple[Factor, ...]
+    factors: tuple[F, ...]
     product: float
 
 
@@ -121,8 +127,9 @@ class DeltaForm:
 
 
 @dataclass(frozen=True)
-class Explanation:
-    """``dE/dp`` of one parameter for one sample, by the chain rule.
+class Explanation(Generic[F, D]):
+    """``dE/dp`` of one parameter for one sample, by the chain rule (its factors ``F`` and
+    delta form ``D``: :class:`Factor` and :class:`DeltaForm` here).
 
     ``source`` is the node a weight comes from (``None`` for a bias), ``node`` the node ``p``
     feeds; ``gradient`` is the backpropagated value, ``sum`` the sum of the path products (or
@@ -140,11 +147,15 @@ class Explanation:
     gradient: float
     form: Form
     path_count: int
-    paths: tuple[ChainPath, ...]
-    delta: DeltaForm | None
+    paths: tuple[ChainPath[F], ...]
+    delta: D | None
     sum: float
     requested: FormChoice
     max_paths: int
+
+
+#: An explanation as computed: its values.
+Values = Explanation[Factor, DeltaForm]
 
 
 def explain(
@@ -156,7 +167,7 @@ def explain(
     *,
     form: FormChoice = "auto",
     max_paths: int = MAX_PATHS,
-) -> Explanation:
+) -> Values:
     """``dE/dparameter`` for the one sample ``(X, T)`` as a sum over chain-rule paths.
 
     ``form``: ``auto`` lists the paths when there are at most ``max_paths`` of them, else gives
@@ -178,7 +189,7 @@ def explain_each(
     *,
     form: FormChoice = "auto",
     max_paths: int = MAX_PATHS,
-) -> tuple[Explanation, ...]:
+) -> tuple[Values, ...]:
     """:func:`explain` for every parameter, ``w1..wN`` then ``b1..bM``, from one forward and one
     backward pass."""
     chain = _Chain(network, params, X, T)
@@ -270,7 +281,7 @@ class _Chain:
         """The name of unit ``unit`` of layer ``layer`` (0 is the first layer after the inputs)."""
         return self.nodes[layer + 1][unit]
 
-    def explain(self, parameter: str, where: Location, form: FormChoice, limit: int) -> Explanation:
+    def explain(self, parameter: str, where: Location, form: FormChoice, limit: int) -> Values:
         l, j = where.layer, where.col
         count = path_count(self.network, l)
         if form == "paths" and count > limit:
@@ -283,7 +294,7 @@ class _Chain:
         grads = self.result.gradients[l]
         grad = float(grads.W[where.row, j] if where.kind == "W" else grads.b[j])
         value = self.W[l][where.row][j] if where.kind == "W" else self.b[l][j]
-        paths: tuple[ChainPath, ...] = ()
+        paths: tuple[ChainPath[Factor], ...] = ()
         delta: DeltaForm | None = None
         if chosen == "paths":
             paths = tuple(self._paths(parameter, where))
@@ -291,7 +302,7 @@ class _Chain:
         else:
             delta = self._delta_form(parameter, where)
             total = delta.product
-        return Explanation(
+        return Values(
             parameter=parameter,
             kind="weight" if where.kind == "W" else "bias",
             value=value,
@@ -310,12 +321,12 @@ class _Chain:
 
     # -- the paths form --------------------------------------------------------------------
 
-    def _paths(self, parameter: str, where: Location) -> list[ChainPath]:
+    def _paths(self, parameter: str, where: Location) -> list[ChainPath[Factor]]:
         l, j = where.layer, where.col
         last = len(self.network.layers) - 1
         later = [range(layer.units) for layer in self.network.layers[l + 1 :]]
         ending = self._input_factor(parameter, where)
-        paths: list[ChainPath] = []
+        paths: list[ChainPath[Factor]] = []
         for tail in itertools.product(*later):
             units = (j, *tail)  # units[m - l] is the path's unit in layer m
             factors = list(self.output[units[-1]])

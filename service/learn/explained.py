@@ -6,17 +6,18 @@ the explanation takes the shape it does. The values are the core's, unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any
 
 from numpy.typing import ArrayLike
 
 from service.core import Network, Params, node_names
 from service.core import explain as values
 from service.core import explain_each as each_values
-from service.core.explain import MAX_PATHS, DeltaTerm, Form, FormChoice, fused_output
+from service.core.explain import MAX_PATHS, DeltaTerm, FormChoice, Values, fused_output
+from service.core.explain import ChainPath as PathOf
 from service.core.explain import DeltaForm as DeltaValues
-from service.core.explain import Explanation as Values
+from service.core.explain import Explanation as ExplanationOf
 from service.core.explain import Factor as FactorValue
 from service.learn import activations
 from service.learn.notation import frac, tex_node, tex_param, tex_var
@@ -37,14 +38,8 @@ class Factor:
     formula_latex: str
 
 
-@dataclass(frozen=True)
-class ChainPath:
-    """One path from the node the parameter feeds to an output node (``nodes`` in that order),
-    its ``factors`` from the loss backwards, and ``product``, their product left to right."""
-
-    nodes: tuple[str, ...]
-    factors: tuple[Factor, ...]
-    product: float
+#: A path with its factors in words.
+ChainPath = PathOf[Factor]
 
 
 @dataclass(frozen=True)
@@ -64,23 +59,11 @@ class DeltaForm:
 
 
 @dataclass(frozen=True)
-class Explanation:
+class Explanation(ExplanationOf[Factor, DeltaForm]):
     """:class:`service.core.explain.Explanation` in words: its paths' factors and its delta
     form written out, and ``notes`` on the fused output factor and the form chosen."""
 
-    parameter: str
-    kind: Literal["weight", "bias"]
-    value: float
-    source: str | None
-    node: str
-    loss: float
-    gradient: float
-    form: Form
-    path_count: int
-    paths: tuple[ChainPath, ...]
-    delta: DeltaForm | None
-    sum: float
-    notes: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
 
 def explain(
@@ -134,24 +117,12 @@ class Words:
                 "delta_j = f'(net_j) * sum_k w_jk * delta_k computed layer by layer from the "
                 "output (backpropagation): the same sum over paths, factored."
             )
-        return Explanation(
-            parameter=e.parameter,
-            kind=e.kind,
-            value=e.value,
-            source=e.source,
-            node=e.node,
-            loss=e.loss,
-            gradient=e.gradient,
-            form=e.form,
-            path_count=e.path_count,
-            paths=tuple(
-                ChainPath(p.nodes, tuple(self.factor(f) for f in p.factors), p.product)
-                for p in e.paths
-            ),
-            delta=None if e.delta is None else self._delta_form(e.delta),
-            sum=e.sum,
-            notes=tuple(notes),
+        worded: dict[str, Any] = {f.name: getattr(e, f.name) for f in fields(e)}
+        worded["paths"] = tuple(
+            ChainPath(p.nodes, tuple(self.factor(f) for f in p.factors), p.product) for p in e.paths
         )
+        worded["delta"] = None if e.delta is None else self._delta_form(e.delta)
+        return Explanation(**worded, notes=tuple(notes))
 
     def factor(self, f: FactorValue) -> Factor:
         """``f`` with its symbol and formula."""
