@@ -15,6 +15,7 @@ The batch loss is the mean of the per-sample losses, so every delta carries a fa
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from service.core import activations
 from service.core.errors import InvalidTargets
@@ -22,26 +23,20 @@ from service.core.network import Network
 from service.core.parameters import FloatArray
 
 
+def _refuse_first(T: FloatArray, bad: NDArray[np.bool_], rule: str) -> None:
+    """:class:`InvalidTargets` naming the first target where ``bad`` holds, if any."""
+    found = np.argwhere(bad)
+    if found.size:
+        r, c = (int(v) for v in found[0])
+        raise InvalidTargets(f"{rule}; targets[{r}][{c}] is {T[r, c]!r}", f"/targets/{r}/{c}")
+
+
 def check_targets_fit_loss(network: Network, T: FloatArray) -> None:
     """Raise :class:`InvalidTargets` for targets outside what the loss accepts."""
     if network.loss == "binary_cross_entropy":
-        bad = np.argwhere((T < 0) | (T > 1))
-        if bad.size:
-            r, c = (int(v) for v in bad[0])
-            raise InvalidTargets(
-                f"binary_cross_entropy targets must lie in [0, 1]; targets[{r}][{c}] is "
-                f"{T[r, c]!r}",
-                f"/targets/{r}/{c}",
-            )
+        _refuse_first(T, (T < 0) | (T > 1), "binary_cross_entropy targets must lie in [0, 1]")
     elif network.loss == "cross_entropy":
-        bad = np.argwhere(T < 0)
-        if bad.size:
-            r, c = (int(v) for v in bad[0])
-            raise InvalidTargets(
-                f"cross_entropy targets must be probabilities (>= 0); targets[{r}][{c}] is "
-                f"{T[r, c]!r}",
-                f"/targets/{r}/{c}",
-            )
+        _refuse_first(T, T < 0, "cross_entropy targets must be probabilities (>= 0)")
         sums = T.sum(axis=1, dtype=np.float64)
         tol = 1e-6 if T.dtype == np.float64 else 1e-4
         off = np.flatnonzero(np.abs(sums - 1) > tol)
