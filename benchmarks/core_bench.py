@@ -46,6 +46,7 @@ from service.core import (
     step,
 )
 from service.memory import tune_malloc_mib
+from service.settings import Settings
 
 GEMM_BATCH, GEMM_IN, GEMM_OUT = 128, 784, 256
 
@@ -253,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None:
         _pin_blas_threads(args.threads, sys.argv[1:] if argv is None else argv)
-    tune_malloc_mib()  # the allocator tuned as the service tunes it
+    # the allocator tuned as the service tunes it
+    tune_malloc_mib(Settings().malloc_mmap_threshold_mb)
     budget = QUICK if args.quick else FULL
     env = environment(args.quick)
     started = time.perf_counter()

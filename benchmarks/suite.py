@@ -53,6 +53,7 @@ from service.core import (
 )
 from service.jobs.training import TrainConfig, Trainer
 from service.memory import tune_malloc_mib
+from service.settings import Settings
 from tests.seed import SEED
 from tests.servers import ROOT, free_port, memory_kib, processes
 
@@ -1081,7 +1082,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget.repeats,
     )
     threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
-    tune_malloc_mib()  # the in-process figures: with the allocator tuned as the service tunes it
+    # the in-process figures: with the allocator tuned as the service tunes it
+    tune_malloc_mib(Settings().malloc_mmap_threshold_mb)
     rows = run(budget, args.only, args.kserve_python, threads)
     print(table(rows))
     args.json.parent.mkdir(parents=True, exist_ok=True)

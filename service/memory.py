@@ -18,10 +18,9 @@ import sys
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 MIB = 1 << 20
-DEFAULT_THRESHOLD_MIB = 32  # BACKPROP_MALLOC_MMAP_THRESHOLD_MB's default
 
 
-def tune_malloc_mib(threshold_mib: int = DEFAULT_THRESHOLD_MIB) -> bool:
+def tune_malloc_mib(threshold_mib: int) -> bool:
     """The service's tuning: blocks below ``threshold_mib`` MiB from the heap, and twice that
     much freed memory kept for reuse (0: the allocator's defaults)."""
     return tune_malloc(threshold_mib * MIB, 2 * threshold_mib * MIB)

@@ -11,8 +11,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.memory import DEFAULT_THRESHOLD_MIB
-
 MIB = 1024 * 1024
 
 
@@ -121,7 +119,7 @@ class Settings(Limits):
         "loop (Linux nice; 0: the same).",
     )
     malloc_mmap_threshold_mb: int = Field(
-        DEFAULT_THRESHOLD_MIB,
+        32,
         ge=0,
         le=1024,
         description="Allocations below this many MiB come from the C heap, not fresh memory "

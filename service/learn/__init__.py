@@ -4,7 +4,7 @@ worked example as a walkthrough of any small stored model.
 - :mod:`service.learn.chainrule`   an explanation (:func:`service.core.explain`) in Markdown
 - :mod:`service.learn.diagram`     the network as SVG: nodes by layer, edges by weight
 - :mod:`service.learn.plot`        a line plot with labelled axes as SVG
-- :mod:`service.learn.history`     the loss of every kept version of a model, and its plot
+- :mod:`service.learn.history`     the plots of a model's loss by version and by epoch
 - :mod:`service.learn.walkthrough` forward pass, error, backpropagation and one SGD step in
   Markdown, every number in full
 - :mod:`service.learn.limits`      how large a network may be to be drawn or walked through

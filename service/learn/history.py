@@ -8,13 +8,11 @@ as the registry keeps versions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from numpy.typing import ArrayLike
+from typing import Any, Protocol
 
 from service.learn.plot import Point, line_plot
-from service.registry import HistoryEntry, VersionNotFound
-from service.store import ModelStore
 
 
 @dataclass(frozen=True)
@@ -26,26 +24,20 @@ class VersionLoss:
     reason: str
 
 
-async def loss_by_version(
-    store: ModelStore, name: str, X: ArrayLike, T: ArrayLike
-) -> list[VersionLoss]:
-    """The loss on ``(X, T)`` of every kept version of model ``name``, oldest first.
+class Epoch(Protocol):
+    """One epoch of a job's training (a registry's history entry): its ``data`` has ``loss``."""
 
-    A version pruned by a concurrent write between listing and loading is left out.
-    """
-    _, versions = await store.versions(name)
-    out: list[VersionLoss] = []
-    for info in sorted(versions, key=lambda v: v.version):
-        try:
-            model = await store.load(name, info.version)
-        except VersionNotFound:
-            continue
-        result = await store.gradient(model.network, model.params, X, T)
-        out.append(VersionLoss(info.version, result.loss, info.reason))
-    return out
+    @property
+    def job(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
 
 
-def history_svg(name: str, losses: list[VersionLoss], rows: int) -> str:
+def history_svg(name: str, losses: Sequence[VersionLoss], rows: int) -> str:
     """The line plot of ``losses`` against the version number."""
     return line_plot(
         [Point(v.version, v.loss, v.reason) for v in losses],
@@ -57,7 +49,7 @@ def history_svg(name: str, losses: list[VersionLoss], rows: int) -> str:
     )
 
 
-def training_svg(name: str, entries: list[HistoryEntry]) -> str:
+def training_svg(name: str, entries: Sequence[Epoch]) -> str:
     """The line plot of the training loss of every epoch that jobs trained, oldest first."""
     points = [
         Point(i, float(e.data["loss"]), f"job {e.job}, version {e.version}")

@@ -29,9 +29,10 @@ from service.jobs.store import JobStore
 from service.learn.chainrule import explanation_markdown
 from service.learn.diagram import Sample, network_svg
 from service.learn.explained import Explanation, explain
-from service.learn.history import history_svg, loss_by_version, training_svg
+from service.learn.history import history_svg, training_svg
 from service.learn.limits import check_drawable, check_walkable
 from service.learn.walkthrough import walkthrough
+from service.operations.history import loss_by_version
 from service.registry import HistoryEntry
 from service.store import ModelStore
 
