@@ -10,12 +10,17 @@ import logging.config
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import uvicorn
 from pydantic import ValidationError
 
 from service import cli_train
+from service.memory import tune_malloc_mib
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 #: How long the server lets the requests in flight finish after SIGTERM (uvicorn's graceful
 #: shutdown); deployments give it longer before they kill it (deploy/kubernetes).
@@ -131,7 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     with multiprocess_dir(settings.workers):
         uvicorn.run(
-            "service.api.app:app_from_env",
+            "service.cli:app_from_env",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -145,6 +150,25 @@ def _serve(args: argparse.Namespace) -> int:
             http="httptools" if importlib.util.find_spec("httptools") else "h11",
         )
     return 0
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn calls (``--factory``) in each serving process: settings from
+    ``BACKPROP_*``, and the process tuned for serving (:func:`tune_process`)."""
+    from service.api.app import create_app
+
+    settings = Settings()
+    tune_process(settings)
+    return create_app(settings)
+
+
+def tune_process(settings: Settings) -> None:
+    """Tune the process for serving: the longest a thread holds the interpreter lock while
+    the event loop waits, and the C allocator's thresholds. Process-wide, so done where a
+    serving process starts (:func:`app_from_env`), not by every app: a program or a test that
+    builds apps keeps its own process's settings."""
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
+    tune_malloc_mib(settings.malloc_mmap_threshold_mb)
 
 
 def _loopback(host: str) -> bool:

@@ -32,7 +32,7 @@ MODULES = {
     "specs": "store",
     "workers": "store",
     "threads": "store",
-    "memory": "store",
+    "memory": "cli",  # the allocator tuned where a serving process starts
     "cli": "cli",
     "cli_train": "cli",
     "__main__": "cli",

@@ -38,7 +38,8 @@ def test_the_process_is_tuned_where_serving_starts_not_by_every_app(
     in a program of its own, a test's, leaves the program's setting alone."""
     import asyncio
 
-    from service.api.app import app_from_env, create_app
+    from service.api.app import create_app
+    from service.cli import app_from_env
     from service.settings import Settings
 
     before = sys.getswitchinterval()

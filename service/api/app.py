@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +18,6 @@ from service.api.middleware import BodyLimit
 from service.api.routes import compute, datasets, health, jobs, learn, models, stateless, v2
 from service.api.schemas.common import LIMIT_KEY
 from service.jobs.store import open_jobs
-from service.memory import tune_malloc_mib
 from service.operations import Operations
 from service.operations.cost import Limits as WorkLimits
 from service.registry import open_registry
@@ -203,20 +201,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     auth.document(spec, app.state.settings)
     app.openapi_schema = spec
     return spec
-
-
-def app_from_env() -> FastAPI:
-    """The factory uvicorn calls (``--factory``) in each serving process: settings from
-    ``BACKPROP_*``, and the process tuned for serving (:func:`tune_process`)."""
-    settings = Settings()
-    tune_process(settings)
-    return create_app(settings)
-
-
-def tune_process(settings: Settings) -> None:
-    """Tune the process for serving: the longest a thread holds the interpreter lock while
-    the event loop waits, and the C allocator's thresholds. Process-wide, so done where a
-    serving process starts (:func:`app_from_env`), not by every app: a program or a test that
-    builds apps keeps its own process's settings."""
-    sys.setswitchinterval(settings.switch_interval_ms / 1000)
-    tune_malloc_mib(settings.malloc_mmap_threshold_mb)
