@@ -28,6 +28,7 @@ T_co = TypeVar("T_co", covariant=True)
 M = TypeVar("M", bound=BaseModel)
 I_co = TypeVar("I_co", covariant=True)
 C_co = TypeVar("C_co", covariant=True)
+Cursor = TypeVar("Cursor")
 
 JSON = Any
 Params = dict[str, str | int | float | bool]
@@ -62,6 +63,17 @@ class Call(Generic[T_co]):
     json: JSON = None
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """The request, on ``http``'s base URL with its headers and timeout."""
+        return http.build_request(
+            self.method,
+            self.path,
+            params=self.params,
+            json=self.json,
+            content=self.content,
+            headers=self.headers,
+        )
 
     def result(self, response: httpx.Response) -> T_co:
         """The parsed answer; raises for an error status (the body must have been read)."""
@@ -204,3 +216,9 @@ class Page(Protocol[I_co, C_co]):
     def items(self) -> Sequence[I_co]: ...
     @property
     def next_cursor(self) -> C_co | None: ...
+
+
+class Pages(Protocol[I_co, Cursor]):
+    """A listing read page by page: the call of the page after ``cursor`` (None: the first)."""
+
+    def __call__(self, cursor: Cursor | None, /) -> Call[Page[I_co, Cursor]]: ...

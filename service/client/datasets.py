@@ -7,7 +7,18 @@ from typing import Any, Literal
 
 from numpy.typing import NDArray
 
-from service.client.call import NPZ, Call, Matrix, arrays, body, nothing, params, path, schema
+from service.client.call import (
+    NPZ,
+    Call,
+    Matrix,
+    Pages,
+    arrays,
+    body,
+    nothing,
+    params,
+    path,
+    schema,
+)
 from service.client.types import DatasetData, DatasetList, DatasetPublic
 
 UPLOAD_MEDIA = {"csv": "text/csv", "npz": NPZ, "npy": "application/x-npy"}
@@ -51,6 +62,11 @@ def list_datasets(limit: int | None = None, cursor: str | None = None) -> Call[D
     return Call(
         "GET", "/v1/datasets", schema(DatasetList), params=params(limit=limit, cursor=cursor)
     )
+
+
+def every_dataset(page_size: int | None = None) -> Pages[DatasetPublic, str]:
+    """Every dataset, by name, fetched ``GET /v1/datasets`` page by page."""
+    return lambda cursor: list_datasets(page_size, cursor)
 
 
 def get_dataset(name: str) -> Call[DatasetPublic]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from service.client.call import Call, Matrix, Obj, body, nothing, params, path, schema
-from service.client.types import HistoryList, JobList, JobPublic
+from service.client.call import Call, Matrix, Obj, Pages, body, nothing, params, path, schema
+from service.client.types import HistoryEntryPublic, HistoryList, JobList, JobPublic
 
 #: The states after which a job does nothing more (until it is resumed).
 ENDED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
@@ -72,6 +72,12 @@ def list_jobs(
     )
 
 
+def every_job(page_size: int | None = None, *, model: str | None = None) -> Pages[JobPublic, str]:
+    """Every job (of ``model`` if given), newest first, fetched ``GET /v1/jobs`` page by
+    page."""
+    return lambda cursor: list_jobs(page_size, cursor, model=model)
+
+
 def cancel_job(job_id: str) -> Call[JobPublic]:
     """``POST /v1/jobs/{id}/cancel``: stop the job before its next step (at once if queued or
     interrupted); the model keeps its last checkpoint. :class:`Conflict` if it has ended."""
@@ -104,3 +110,9 @@ def history(name: str, limit: int | None = None, cursor: int | None = None) -> C
         schema(HistoryList),
         params=params(limit=limit, cursor=cursor),
     )
+
+
+def whole_history(name: str, page_size: int | None = None) -> Pages[HistoryEntryPublic, int]:
+    """The model's whole training history, oldest first, fetched
+    ``GET /v1/models/{name}/history`` page by page."""
+    return lambda cursor: history(name, page_size, cursor)

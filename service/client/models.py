@@ -12,6 +12,7 @@ from service.client.call import (
     ONNX,
     Call,
     Obj,
+    Pages,
     body,
     content,
     nothing,
@@ -90,6 +91,11 @@ def list_models(limit: int | None = None, cursor: str | None = None) -> Call[Mod
     """``GET /v1/models``: one page of models ordered by name (``limit`` per page, 50 by
     default); pass its ``next_cursor`` as ``cursor`` for the next page."""
     return Call("GET", "/v1/models", schema(ModelList), params=params(limit=limit, cursor=cursor))
+
+
+def every_model(page_size: int | None = None) -> Pages[ModelPublic, str]:
+    """Every model, by name, fetched ``GET /v1/models`` page by page."""
+    return lambda cursor: list_models(page_size, cursor)
 
 
 def get_model(name: str) -> Call[ModelPublic]:

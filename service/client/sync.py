@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TypeVar
@@ -11,26 +11,26 @@ from typing import TypeVar
 import httpx
 from httpx_sse import SSEError
 
-from service.client import compute, datasets, health, jobs, learn, models
-from service.client.binding import endpoint
+from service.client import jobs
 from service.client.call import (
     DEFAULT_URL,
     Call,
-    Page,
+    Pages,
     Timeout,
     client_headers,
     stream_timeout,
 )
 from service.client.errors import UnexpectedAnswer
 from service.client.events import READ_TIMEOUT_SECONDS, Event, Follower, parse_events
-from service.client.types import DatasetPublic, HistoryEntryPublic, JobPublic, ModelPublic
+from service.client.methods import Methods
+from service.client.types import JobPublic
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 Cursor = TypeVar("Cursor")
 
 
-class Client:
+class Client(Methods):
     """A client of the service's ``/v1`` API over HTTP, blocking.
 
     ``with Client("http://127.0.0.1:8000", api_key=...) as client: client.forward(...)``.
@@ -75,79 +75,7 @@ class Client:
     ) -> None:
         self.close()
 
-    # -- models -------------------------------------------------------------------------------
-
-    create_model = endpoint(models.create_model)
-    import_model = endpoint(models.import_model)
-    list_models = endpoint(models.list_models)
-    get_model = endpoint(models.get_model)
-    delete_model = endpoint(models.delete_model)
-    get_parameters = endpoint(models.get_parameters)
-    put_parameters = endpoint(models.put_parameters)
-    list_versions = endpoint(models.list_versions)
-    rollback = endpoint(models.rollback)
-    export_model = endpoint(models.export_model)
-
-    def iter_models(self, page_size: int | None = None) -> Iterator[ModelPublic]:
-        """Every model, by name, fetched ``GET /v1/models`` page by page."""
-        return self._pages(lambda cursor: models.list_models(page_size, cursor))
-
-    # -- compute ------------------------------------------------------------------------------
-
-    forward = endpoint(compute.forward)
-    forward_array = endpoint(compute.forward_array)
-    gradient = endpoint(compute.gradient)
-    input_gradient = endpoint(compute.input_gradient)
-    input_gradient_arrays = endpoint(compute.input_gradient_arrays)
-    gradient_check = endpoint(compute.gradient_check)
-    train_step = endpoint(compute.train_step)
-    forward_stateless = endpoint(compute.forward_stateless)
-    gradient_stateless = endpoint(compute.gradient_stateless)
-    input_gradient_stateless = endpoint(compute.input_gradient_stateless)
-    train_step_stateless = endpoint(compute.train_step_stateless)
-
-    # -- learn --------------------------------------------------------------------------------
-
-    explain = endpoint(learn.explain)
-    explain_markdown = endpoint(learn.explain_markdown)
-    walkthrough = endpoint(learn.walkthrough)
-    diagram_svg = endpoint(learn.diagram_svg)
-    history_svg = endpoint(learn.history_svg)
-
-    # -- datasets -----------------------------------------------------------------------------
-
-    create_dataset = endpoint(datasets.create_dataset)
-    upload_dataset = endpoint(datasets.upload_dataset)
-    list_datasets = endpoint(datasets.list_datasets)
-    get_dataset = endpoint(datasets.get_dataset)
-    get_dataset_data = endpoint(datasets.get_dataset_data)
-    get_dataset_arrays = endpoint(datasets.get_dataset_arrays)
-    delete_dataset = endpoint(datasets.delete_dataset)
-
-    def iter_datasets(self, page_size: int | None = None) -> Iterator[DatasetPublic]:
-        """Every dataset, by name, fetched ``GET /v1/datasets`` page by page."""
-        return self._pages(lambda cursor: datasets.list_datasets(page_size, cursor))
-
     # -- jobs ---------------------------------------------------------------------------------
-
-    train = endpoint(jobs.train)
-    get_job = endpoint(jobs.get_job)
-    list_jobs = endpoint(jobs.list_jobs)
-    cancel_job = endpoint(jobs.cancel_job)
-    resume_job = endpoint(jobs.resume_job)
-    history = endpoint(jobs.history)
-
-    def iter_jobs(
-        self, page_size: int | None = None, *, model: str | None = None
-    ) -> Iterator[JobPublic]:
-        """Every job (of ``model`` if given), newest first, fetched ``GET /v1/jobs`` page by
-        page."""
-        return self._pages(lambda cursor: jobs.list_jobs(page_size, cursor, model=model))
-
-    def iter_history(self, name: str, page_size: int | None = None) -> Iterator[HistoryEntryPublic]:
-        """The model's whole training history, oldest first, fetched
-        ``GET /v1/models/{name}/history`` page by page."""
-        return self._pages(lambda cursor: jobs.history(name, page_size, cursor))
 
     def events(self, job_id: str, last_event_id: int = 0) -> Iterator[Event]:
         """``GET /v1/jobs/{id}/events``: the job's events after ``last_event_id`` as they
@@ -187,23 +115,10 @@ class Client:
             pass
         return self.get_job(job_id)
 
-    # -- operations ---------------------------------------------------------------------------
-
-    healthz = endpoint(health.healthz)
-    readyz = endpoint(health.readyz)
-
     # -- execution ----------------------------------------------------------------------------
 
     def _run(self, call: Call[T]) -> T:
-        response = self._http.request(
-            call.method,
-            call.path,
-            params=call.params,
-            json=call.json,
-            content=call.content,
-            headers=call.headers,
-        )
-        return call.result(response)
+        return call.result(self._http.send(call.request(self._http)))
 
     @contextmanager
     def _stream(self, call: Call[None]) -> Iterator[httpx.Response]:
@@ -219,7 +134,7 @@ class Client:
             except (ValueError, SSEError) as error:  # not events (events.event_of, httpx-sse)
                 raise UnexpectedAnswer.of(response, error) from error
 
-    def _pages(self, page: Callable[[Cursor | None], Call[Page[Item, Cursor]]]) -> Iterator[Item]:
+    def _pages(self, page: Pages[Item, Cursor]) -> Iterator[Item]:
         cursor: Cursor | None = None
         while True:
             listing = self._run(page(cursor))
