@@ -3,8 +3,10 @@ and parameters sent with the request, nothing stored); the gradient check of a s
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 from numpy.typing import NDArray
 
@@ -34,6 +36,8 @@ from service.client.types import (
     TrainStepResponse,
 )
 
+T = TypeVar("T")
+
 
 def forward(
     name: str, inputs: Matrix, *, trace: bool = False, notation: Notation = "layered"
@@ -41,13 +45,8 @@ def forward(
     """``POST /v1/models/{name}/forward``: the outputs of the model's current version for a
     batch of ``inputs`` (rows x inputs); with ``trace`` every layer's net and out (and with
     ``notation="named"`` every node's)."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/forward", name),
-        schema(ForwardResponse),
-        params=params(notation=notation),
-        json=body(inputs=inputs, trace=trace),
-    )
+    fields = {"inputs": inputs, "trace": trace}
+    return _compute("forward", schema(ForwardResponse), name, fields, notation)
 
 
 def forward_array(name: str, inputs: NDArray[Any]) -> Call[NDArray[Any]]:
@@ -75,13 +74,8 @@ def gradient(
     """``POST /v1/models/{name}/gradient``: the mean loss over the batch and dE/dW, dE/db of
     every layer by backpropagation; with ``deltas`` dE/dnet, with ``trace`` the forward trace,
     with ``notation="named"`` the seed's names (w1.., b1.., n3..)."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/gradient", name),
-        schema(GradientResponse),
-        params=params(notation=notation),
-        json=body(inputs=inputs, targets=targets, deltas=deltas, trace=trace),
-    )
+    fields = {"inputs": inputs, "targets": targets, "deltas": deltas, "trace": trace}
+    return _compute("gradient", schema(GradientResponse), name, fields, notation)
 
 
 def input_gradient(
@@ -95,13 +89,8 @@ def input_gradient(
     """``POST /v1/models/{name}/input-gradient``: the mean loss and its derivative with respect
     to every input of every row (row r is d(mean loss)/dx_r); with ``jacobian`` also dy_k/dx_i
     per row; with ``notation="named"`` keyed by node (n1, ...)."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/input-gradient", name),
-        schema(InputGradientResponse),
-        params=params(notation=notation),
-        json=body(inputs=inputs, targets=targets, jacobian=jacobian),
-    )
+    fields = {"inputs": inputs, "targets": targets, "jacobian": jacobian}
+    return _compute("input-gradient", schema(InputGradientResponse), name, fields, notation)
 
 
 def input_gradient_arrays(
@@ -133,12 +122,8 @@ def gradient_check(
     """``POST /v1/models/{name}/gradient-check``: every parameter's dE/dp (or ``sample`` of
     them, spread evenly) by backpropagation beside the central difference with step
     ``epsilon`` (the server's default, 1e-6, when None), and their relative errors."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/gradient-check", name),
-        schema(GradientCheckResponse),
-        json=body(inputs=inputs, targets=targets, epsilon=epsilon, sample=sample),
-    )
+    fields = {"inputs": inputs, "targets": targets, "epsilon": epsilon, "sample": sample}
+    return _compute("gradient-check", schema(GradientCheckResponse), name, fields)
 
 
 def train_step(
@@ -152,12 +137,9 @@ def train_step(
     """``POST /v1/models/{name}/train-step``: one step of the model's optimizer on the batch
     (``learning_rate`` overrides the optimizer's), stored as a new version; ``loss`` is the
     loss before the step. With ``if_match`` only if the model is still at that version."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/train-step", name),
-        schema(TrainStepResponse),
-        json=body(inputs=inputs, targets=targets, learning_rate=learning_rate),
-        headers=precondition(if_match),
+    fields = {"inputs": inputs, "targets": targets, "learning_rate": learning_rate}
+    return _compute(
+        "train-step", schema(TrainStepResponse), name, fields, headers=precondition(if_match)
     )
 
 
@@ -171,13 +153,8 @@ def forward_stateless(
 ) -> Call[ForwardResponse]:
     """``POST /v1/forward``: the forward pass of ``network`` with ``parameters`` (either
     notation), nothing stored."""
-    return Call(
-        "POST",
-        "/v1/forward",
-        schema(ForwardResponse),
-        params=params(notation=notation),
-        json=body(network=network, parameters=parameters, inputs=inputs, trace=trace),
-    )
+    fields = {"inputs": inputs, "trace": trace}
+    return _compute("forward", schema(ForwardResponse), (network, parameters), fields, notation)
 
 
 def gradient_stateless(
@@ -192,20 +169,8 @@ def gradient_stateless(
 ) -> Call[GradientResponse]:
     """``POST /v1/gradient``: loss and gradient of ``network`` with ``parameters``, nothing
     stored."""
-    return Call(
-        "POST",
-        "/v1/gradient",
-        schema(GradientResponse),
-        params=params(notation=notation),
-        json=body(
-            network=network,
-            parameters=parameters,
-            inputs=inputs,
-            targets=targets,
-            deltas=deltas,
-            trace=trace,
-        ),
-    )
+    fields = {"inputs": inputs, "targets": targets, "deltas": deltas, "trace": trace}
+    return _compute("gradient", schema(GradientResponse), (network, parameters), fields, notation)
 
 
 def input_gradient_stateless(
@@ -219,19 +184,9 @@ def input_gradient_stateless(
 ) -> Call[InputGradientResponse]:
     """``POST /v1/input-gradient``: the input gradients (and Jacobian) of ``network`` with
     ``parameters``, nothing stored."""
-    return Call(
-        "POST",
-        "/v1/input-gradient",
-        schema(InputGradientResponse),
-        params=params(notation=notation),
-        json=body(
-            network=network,
-            parameters=parameters,
-            inputs=inputs,
-            targets=targets,
-            jacobian=jacobian,
-        ),
-    )
+    fields = {"inputs": inputs, "targets": targets, "jacobian": jacobian}
+    model = (network, parameters)
+    return _compute("input-gradient", schema(InputGradientResponse), model, fields, notation)
 
 
 def train_step_stateless(
@@ -248,18 +203,33 @@ def train_step_stateless(
     """``POST /v1/train-step``: one optimizer step (plain SGD unless ``optimizer`` says
     otherwise) on ``network`` with ``parameters``, nothing stored: the loss before the step,
     the new parameters and the ``optimizer_state`` to send with the next step."""
+    fields: dict[str, Any] = {"inputs": inputs, "targets": targets, "learning_rate": learning_rate}
+    fields |= {"optimizer": optimizer, "optimizer_state": optimizer_state}
+    model = (network, parameters)
+    return _compute("train-step", schema(StatelessTrainStepResponse), model, fields, notation)
+
+
+def _compute(
+    operation: str,
+    parse: Callable[[httpx.Response], T],
+    model: str | tuple[Obj, Obj],
+    fields: dict[str, Any],
+    notation: Notation | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Call[T]:
+    """``POST /v1/models/{name}/{operation}`` on the stored model ``model`` names, or
+    ``POST /v1/{operation}`` on ``model`` sent as ``(network, parameters)``; the JSON body
+    holds the network and parameters (stateless) and then ``fields``."""
+    if isinstance(model, str):
+        where, sent = path("/v1/models/{}/" + operation, model), {}
+    else:
+        where, sent = "/v1/" + operation, {"network": model[0], "parameters": model[1]}
     return Call(
         "POST",
-        "/v1/train-step",
-        schema(StatelessTrainStepResponse),
+        where,
+        parse,
         params=params(notation=notation),
-        json=body(
-            network=network,
-            parameters=parameters,
-            inputs=inputs,
-            targets=targets,
-            learning_rate=learning_rate,
-            optimizer=optimizer,
-            optimizer_state=optimizer_state,
-        ),
+        json=body(**sent, **fields),
+        headers=headers or {},
     )

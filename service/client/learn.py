@@ -3,9 +3,13 @@ walkthrough, the network and its loss drawn."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
+
+import httpx
 
 from service.client.call import (
+    JSON,
     Call,
     Matrix,
     Vector,
@@ -20,6 +24,7 @@ from service.client.call import (
 from service.client.types import ExplainResponse
 
 Form = Literal["auto", "paths", "delta"]
+T = TypeVar("T")
 
 
 def explain(
@@ -34,13 +39,8 @@ def explain(
     """``POST /v1/models/{name}/explain``: dE/d``parameter`` (``"w1"``, ``"b7"``) for one
     sample (a batch of one row), path by path with every factor of the chain rule, or in the
     delta form."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/explain", name),
-        schema(ExplainResponse),
-        params=params(version=version),
-        json=body(inputs=inputs, targets=targets, parameter=parameter, form=form),
-    )
+    question = body(inputs=inputs, targets=targets, parameter=parameter, form=form)
+    return _explain(name, question, version, schema(ExplainResponse))
 
 
 def explain_markdown(
@@ -54,13 +54,20 @@ def explain_markdown(
 ) -> Call[str]:
     """``POST /v1/models/{name}/explain?format=markdown``: the same explanation as a Markdown
     document with LaTeX."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/explain", name),
-        text,
-        params=params(version=version, format="markdown"),
-        json=body(inputs=inputs, targets=targets, parameter=parameter, form=form),
-    )
+    question = body(inputs=inputs, targets=targets, parameter=parameter, form=form)
+    return _explain(name, question, version, text, format="markdown")
+
+
+def _explain(
+    name: str,
+    question: dict[str, JSON],
+    version: int | None,
+    parse: Callable[[httpx.Response], T],
+    format: str | None = None,
+) -> Call[T]:
+    """``POST /v1/models/{name}/explain`` of ``question``, the answer read by ``parse``."""
+    where = path("/v1/models/{}/explain", name)
+    return Call("POST", where, parse, params=params(version=version, format=format), json=question)
 
 
 def walkthrough(
