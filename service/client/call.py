@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from service import __version__
 from service.client.errors import UnexpectedAnswer, error_for
 
+T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 M = TypeVar("M", bound=BaseModel)
 I_co = TypeVar("I_co", covariant=True)
@@ -93,6 +94,23 @@ def path(template: str, *names: str) -> str:
 def params(**values: str | int | float | bool | None) -> Params:
     """Query parameters without the ones left out (``None``)."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def upload(
+    where: str,
+    parse: Callable[[httpx.Response], T],
+    data: bytes,
+    media: str,
+    query: Params | None = None,
+    *,
+    accept: str | None = None,
+) -> Call[T]:
+    """``POST where`` with the file ``data`` of type ``media`` as the body (and the answer
+    asked for as ``accept``)."""
+    headers = {"Content-Type": media}
+    if accept is not None:
+        headers["Accept"] = accept
+    return Call("POST", where, parse, params=query or {}, content=data, headers=headers)
 
 
 def precondition(version: int | None) -> dict[str, str]:

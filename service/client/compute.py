@@ -25,6 +25,7 @@ from service.client.call import (
     path,
     precondition,
     schema,
+    upload,
 )
 from service.client.models import Notation
 from service.client.types import (
@@ -53,13 +54,8 @@ def forward_array(name: str, inputs: NDArray[Any]) -> Call[NDArray[Any]]:
     """``POST /v1/models/{name}/forward`` with the inputs as an ``.npy`` body and the outputs
     as ``.npy`` (``application/x-npy`` both ways): rows x outputs, in the model's dtype. The
     fast way for large batches."""
-    return Call(
-        "POST",
-        path("/v1/models/{}/forward", name),
-        array,
-        content=npy(np.asarray(inputs)),
-        headers={"Content-Type": NPY, "Accept": NPY},
-    )
+    where = path("/v1/models/{}/forward", name)
+    return upload(where, array, npy(np.asarray(inputs)), NPY, accept=NPY)
 
 
 def gradient(
@@ -101,14 +97,9 @@ def input_gradient_arrays(
     array, rows x inputs), with ``jacobian`` also the Jacobian (rows x outputs x inputs), in
     the model's dtype. The fast way for large batches."""
     names = ("loss", "input_gradients", "jacobian") if jacobian else ("loss", "input_gradients")
-    return Call(
-        "POST",
-        path("/v1/models/{}/input-gradient", name),
-        arrays(*names),
-        params=params(jacobian=jacobian or None),
-        content=npz(np.asarray(inputs), np.asarray(targets)),
-        headers={"Content-Type": NPZ, "Accept": NPZ},
-    )
+    where, query = path("/v1/models/{}/input-gradient", name), params(jacobian=jacobian or None)
+    data = npz(np.asarray(inputs), np.asarray(targets))
+    return upload(where, arrays(*names), data, NPZ, query, accept=NPZ)
 
 
 def gradient_check(

@@ -18,6 +18,7 @@ from service.client.call import (
     params,
     path,
     schema,
+    upload,
 )
 from service.client.types import DatasetData, DatasetList, DatasetPublic
 
@@ -46,14 +47,8 @@ def upload_dataset(
     a line are inputs, the rest targets; a first line that is not all numbers is a header),
     ``npz`` (arrays ``inputs`` and ``targets``, as ``numpy.savez`` writes them) or ``npy`` (one
     2-D array, its first ``input_columns`` columns the inputs). Stored bit for bit."""
-    return Call(
-        "POST",
-        "/v1/datasets",
-        schema(DatasetPublic),
-        params=params(name=name, input_columns=input_columns),
-        content=data,
-        headers={"Content-Type": UPLOAD_MEDIA[format]},
-    )
+    query = params(name=name, input_columns=input_columns)
+    return upload("/v1/datasets", schema(DatasetPublic), data, UPLOAD_MEDIA[format], query)
 
 
 def list_datasets(limit: int | None = None, cursor: str | None = None) -> Call[DatasetList]:

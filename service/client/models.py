@@ -20,6 +20,7 @@ from service.client.call import (
     path,
     precondition,
     schema,
+    upload,
 )
 from service.client.types import ModelList, ModelPublic, ParametersPublic, VersionList
 
@@ -77,14 +78,8 @@ def import_model(
         if loss is not None:
             document["network"] = {**document["network"], "loss": loss}
         return Call("POST", "/v1/models", schema(ModelPublic), json=document)
-    return Call(
-        "POST",
-        "/v1/models",
-        schema(ModelPublic),
-        params=params(name=name, loss=loss),
-        content=data,
-        headers={"Content-Type": MEDIA[format]},
-    )
+    query = params(name=name, loss=loss)
+    return upload("/v1/models", schema(ModelPublic), data, MEDIA[format], query)
 
 
 def list_models(limit: int | None = None, cursor: str | None = None) -> Call[ModelList]:
