@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -20,9 +20,10 @@ BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 class AppFactory(Protocol):
-    """Builds an app on the test's registry; every app built is closed at teardown."""
+    """Builds an app on the test's registry with the settings given (the defaults for the
+    rest); every app built is closed at teardown."""
 
-    def __call__(self, keep_versions: int = 20) -> FastAPI: ...
+    def __call__(self, **settings: Any) -> FastAPI: ...
 
 
 @pytest.fixture
@@ -45,8 +46,8 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def make_app(registry_url: str) -> Iterator[AppFactory]:
     apps: list[FastAPI] = []
 
-    def make(keep_versions: int = 20) -> FastAPI:
-        app = create_app(Settings(registry=registry_url, keep_versions=keep_versions))
+    def make(**settings: Any) -> FastAPI:
+        app = create_app(Settings(registry=registry_url, **settings))
         apps.append(app)
         return app
 

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI
 
-from service.api.app import create_app
 from service.core import FloatArray, Network, Params, Trace, propagation
-from service.settings import Settings
+from tests.api.conftest import AppFactory
 from tests.api.support import (
     SEED,
     SEED_INPUTS,
@@ -40,8 +38,6 @@ INLINE = {"network": SEED_NETWORK, "parameters": SEED_PARAMETERS}
 ROWS = [[0.23, 0.55], [-0.4, 0.9], [1.5, -0.2]]
 ROW_TARGETS = [[0.01], [0.7], [0.3]]
 
-Factory = Callable[..., FastAPI]
-
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -49,21 +45,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def make_app() -> Iterator[Factory]:
-    apps: list[FastAPI] = []
-
-    def make(**settings: Any) -> FastAPI:
-        app = create_app(Settings(registry="memory://", **settings))
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.state.store.close()
+def registry_url() -> str:
+    """These tests run on the memory registry (the endpoints read models as every backend
+    does; tests/registry checks the backends alike)."""
+    return "memory://"
 
 
 @pytest.fixture
-async def client(make_app: Factory) -> AsyncIterator[httpx.AsyncClient]:
+async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(make_app()) as client:
         await create_seed(client)
         yield client
@@ -240,7 +229,7 @@ async def test_an_unknown_model_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_jacobian_whose_answer_passes_the_limit_is_413_saying_fewer_rows(
-    make_app: Factory,
+    make_app: AppFactory,
 ) -> None:
     async with client_for(make_app(max_answer_bytes=1024)) as client:
         await create_seed(client)
@@ -359,7 +348,7 @@ async def test_an_epsilon_that_overflows_the_loss_is_422_at_epsilon(
     assert "smaller epsilon" in problem["detail"]
 
 
-async def test_a_check_over_a_limit_says_pass_sample(make_app: Factory) -> None:
+async def test_a_check_over_a_limit_says_pass_sample(make_app: AppFactory) -> None:
     async with client_for(make_app(max_answer_bytes=1024)) as client:
         await create_seed(client)
         body = {"inputs": SEED_INPUTS, "targets": SEED_TARGETS}
