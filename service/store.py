@@ -267,7 +267,7 @@ class ModelStore:
         The registry refuses every other write while a job runs (atomically, in the write
         itself); this early check only answers before work whose result would be refused.
         """
-        job = await run_in_threadpool(self.registry.active_job, name)
+        job = await run_in_threadpool(self.registry.jobs.active_job, name)
         if job is not None:
             raise ModelBusy(name, job)
 

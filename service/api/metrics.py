@@ -155,7 +155,7 @@ class RegistryCollector:
         )
         yield GaugeMetricFamily("backprop_models", "Models in the registry.", value=float(count))
         try:
-            by_state = self.store.registry.count_jobs_by_state()
+            by_state = self.store.registry.jobs.count_jobs_by_state()
         except RegistryError:
             return
         jobs = GaugeMetricFamily(

@@ -85,8 +85,8 @@ async def stream(
         while True:
             changed.clear()
             # The job is read before its events, so the events cover its state as read.
-            job = await run_in_threadpool(registry.get_job, job_id)
-            events = await run_in_threadpool(registry.job_events, job_id, last)
+            job = await run_in_threadpool(registry.jobs.get_job, job_id)
+            events = await run_in_threadpool(registry.jobs.job_events, job_id, last)
             for event in events:
                 yield format_event(event)
                 last = event.seq

@@ -208,7 +208,7 @@ class JobRunner:
             thread.join()
         self._retry_ends()
         try:
-            for job in self.registry.interrupt_jobs(owner=self.owner):
+            for job in self.registry.jobs.interrupt_jobs(owner=self.owner):
                 log.info("job %s of model %s: %s at shutdown", job.id, job.model, job.state)
                 self.notifier.notify(job.id)
         except RegistryError as exc:
@@ -234,7 +234,7 @@ class JobRunner:
     def sweep(self) -> list[JobRecord]:
         """Mark active jobs whose heartbeat is stale ``interrupted``; returns them."""
         before = datetime.now(UTC) - timedelta(seconds=self.config.stale_seconds)
-        stale = self.registry.interrupt_jobs(stale_before=before)
+        stale = self.registry.jobs.interrupt_jobs(stale_before=before)
         for job in stale:
             log.warning(
                 "job %s of model %s had no heartbeat for %g s: %s",
@@ -253,7 +253,7 @@ class JobRunner:
                 handles = dict(self._handles)
             live = {job_id: h.live for job_id, h in handles.items() if h.live is not None}
             try:
-                alive = {job.id: job for job in self.registry.heartbeat(self.owner, live)}
+                alive = {job.id: job for job in self.registry.jobs.heartbeat(self.owner, live)}
                 for job_id, handle in handles.items():
                     job = alive.get(job_id)
                     if job is None:
@@ -286,7 +286,7 @@ class JobRunner:
         if self._closing.is_set():
             return
         try:
-            job = self.registry.start_job(job_id, self.owner)
+            job = self.registry.jobs.start_job(job_id, self.owner)
         except (JobStateConflict, JobLost, JobNotFound) as exc:
             log.info("job %s not started: %s", job_id, exc)
             return
@@ -329,7 +329,7 @@ class JobRunner:
     def _end(self, job_id: str, state: EndState, shown: JSON, error: str | None) -> None:
         """Store the job's end; one the registry does not take is retried every heartbeat."""
         try:
-            job = self.registry.finish_job(job_id, self.owner, state, shown, error)
+            job = self.registry.jobs.finish_job(job_id, self.owner, state, shown, error)
             log.info("job %s of model %s %s", job.id, job.model, state)
         except JobLost as exc:
             log.warning("job %s could not be marked %s: %s", job_id, state, exc)
@@ -415,7 +415,7 @@ class JobRunner:
             "best": None if best is None else best.to_json(),
         }
         shown = handle.live or {}
-        _, record = self.registry.checkpoint(
+        _, record = self.registry.jobs.checkpoint(
             job.id,
             self.owner,
             specs.pack(s.params, s.state),
@@ -438,7 +438,7 @@ class JobRunner:
                 log.warning("job %s cannot restore its best epoch %d: %s", job.id, best.epoch, exc)
                 return
         shown = progress(position, 0.0, best, restored=True)
-        self.registry.checkpoint(
+        self.registry.jobs.checkpoint(
             job.id,
             self.owner,
             arrays,
@@ -457,11 +457,11 @@ class JobRunner:
 
     def _data(self, job: JobRecord) -> tuple[np.ndarray, np.ndarray]:
         if job.dataset is None:
-            arrays = self.registry.job_data(job.id)
+            arrays = self.registry.jobs.job_data(job.id)
             if arrays is None:
                 raise InvalidDataset(f"job {job.id!r} has neither a dataset nor data of its own")
         else:
-            record, arrays = self.registry.dataset_arrays(job.dataset)
+            record, arrays = self.registry.jobs.dataset_arrays(job.dataset)
             if record.digest != job.config["dataset_digest"]:
                 raise InvalidDataset(
                     f"dataset {job.dataset!r} was replaced after the job was created; the job "

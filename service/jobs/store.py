@@ -110,22 +110,22 @@ class JobStore:
 
     async def create_dataset(self, name: str, dataset: Dataset) -> DatasetRecord:
         return await run_in_threadpool(
-            self.registry.create_dataset, name, dataset.info(), dataset.arrays()
+            self.registry.jobs.create_dataset, name, dataset.info(), dataset.arrays()
         )
 
     async def dataset(self, name: str) -> DatasetRecord:
-        return await run_in_threadpool(self.registry.get_dataset, name)
+        return await run_in_threadpool(self.registry.jobs.get_dataset, name)
 
     async def dataset_data(self, name: str) -> tuple[DatasetRecord, Dataset]:
-        record, arrays = await run_in_threadpool(self.registry.dataset_arrays, name)
+        record, arrays = await run_in_threadpool(self.registry.jobs.dataset_arrays, name)
         return record, datasets.from_arrays(arrays, record.info.get("source", "json"))
 
     async def page_datasets(self, limit: int, after: str | None) -> tuple[list[DatasetRecord], int]:
-        records = await run_in_threadpool(self.registry.list_datasets, limit, after)
-        return records, await run_in_threadpool(self.registry.count_datasets)
+        records = await run_in_threadpool(self.registry.jobs.list_datasets, limit, after)
+        return records, await run_in_threadpool(self.registry.jobs.count_datasets)
 
     async def delete_dataset(self, name: str) -> None:
-        await run_in_threadpool(self.registry.delete_dataset, name)
+        await run_in_threadpool(self.registry.jobs.delete_dataset, name)
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -138,7 +138,9 @@ class JobStore:
         record = await run_in_threadpool(self.registry.get, model)
         network = specs.network_from_dict(record.spec["network"])
         if isinstance(spec.dataset, str):
-            stored, arrays = await run_in_threadpool(self.registry.dataset_arrays, spec.dataset)
+            stored, arrays = await run_in_threadpool(
+                self.registry.jobs.dataset_arrays, spec.dataset
+            )
             data = datasets.from_arrays(arrays, "json")
             name: str | None = spec.dataset
             digest: str | None = stored.digest
@@ -171,7 +173,7 @@ class JobStore:
             "total_steps": trainer.total_steps,
         }
         job = await run_in_threadpool(
-            self.registry.create_job,
+            self.registry.jobs.create_job,
             new_job_id(),
             model,
             name,
@@ -184,35 +186,35 @@ class JobStore:
         return job
 
     async def job(self, job_id: str) -> JobRecord:
-        return await run_in_threadpool(self.registry.get_job, job_id)
+        return await run_in_threadpool(self.registry.jobs.get_job, job_id)
 
     async def page_jobs(
         self, limit: int, before: str | None, model: str | None
     ) -> tuple[list[JobRecord], int]:
-        records = await run_in_threadpool(self.registry.list_jobs, limit, before, model)
-        return records, await run_in_threadpool(self.registry.count_jobs, model)
+        records = await run_in_threadpool(self.registry.jobs.list_jobs, limit, before, model)
+        return records, await run_in_threadpool(self.registry.jobs.count_jobs, model)
 
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a job: at once if it is not running, else before its next step."""
-        job = await run_in_threadpool(self.registry.cancel_job, job_id)
+        job = await run_in_threadpool(self.registry.jobs.cancel_job, job_id)
         self.runner.cancel(job_id)
         self.runner.notifier.notify(job_id)
         return job
 
     async def resume(self, job_id: str) -> JobRecord:
         """Queue an interrupted or cancelled job again, on this process, from its checkpoint."""
-        job = await run_in_threadpool(self.registry.resume_job, job_id, self.runner.owner)
+        job = await run_in_threadpool(self.registry.jobs.resume_job, job_id, self.runner.owner)
         self.runner.submit(job)
         self.runner.notifier.notify(job_id)
         return job
 
     async def events(self, job_id: str, after: int) -> AsyncIterator[bytes]:
         """The job's Server-Sent Events after event `after` (JobNotFound before streaming)."""
-        await run_in_threadpool(self.registry.get_job, job_id)
+        await run_in_threadpool(self.registry.jobs.get_job, job_id)
         return events.stream(self.registry, self.runner.notifier, job_id, after)
 
     async def history(self, model: str, limit: int, after: int | None) -> list[HistoryEntry]:
-        return await run_in_threadpool(self.registry.history, model, limit, after)
+        return await run_in_threadpool(self.registry.jobs.history, model, limit, after)
 
 
 def _plan(network: Network, data: Dataset, config: TrainConfig, name: str | None) -> Trainer:

@@ -13,13 +13,18 @@ from .jobs import JobStorage
 from .records import Arrays, ModelRecord, Snapshot, StorageState, VersionInfo
 
 
-class Registry(JobStorage, ABC):
-    """Thread-safe storage of model specs and versioned array bundles, and (see
-    :class:`~service.registry.jobs.JobStorage`) of datasets and training jobs.
+class Registry(ABC):
+    """Thread-safe storage of model specs and versioned array bundles; its :attr:`jobs` store
+    the datasets and training jobs.
 
     Arrays returned by any method are read-only and never mutated later, so callers may cache
     them. Inputs are copied, so callers may mutate them after a call returns.
     """
+
+    #: The datasets, jobs, job events and training history
+    #: (:class:`~service.registry.jobs.JobStorage`), kept on the registry's own connections
+    #: (or lock), so that a job's checkpoint commits the model's next version with the job.
+    jobs: JobStorage
 
     #: Whether ``current_version`` is quick enough to call on an event loop (a dict or a local
     #: file read); a backend that goes over the network sets it False.
@@ -37,6 +42,11 @@ class Registry(JobStorage, ABC):
         until this process stores new data again (a model, version, dataset, job or
         checkpoint; updates in place such as heartbeats do not tell); else ``"ok"``. No I/O."""
         return "full" if self._storage_full else "ok"
+
+    def _stored(self) -> None:
+        """New data was stored (a model, version, dataset, job or checkpoint): there is room
+        again (see :meth:`storage_state`)."""
+        self._storage_full = False
 
     @abstractmethod
     def create(

@@ -1,7 +1,10 @@
 """The abstract storage of datasets, training jobs, their events and model history.
 
-The registry stores these next to the models so that a job's checkpoint (a new model version,
-the job's position and its progress event) commits in one transaction. It does not interpret
+Every registry owns one such store, ``registry.jobs`` (:mod:`.jobs_memory`, :mod:`.jobs_sql`).
+The store works under the registry's lock or in its transactions and calls the registry's
+compare-and-swap, so that a job's checkpoint (a new model version, the job's position and its
+progress event) commits in one transaction; and the registry asks its store whether a model
+has an active job before it changes the model. The store does not interpret
 a job's ``config``, ``progress`` or ``checkpoint``: they are JSON objects owned by the jobs
 package. It enforces what must hold across processes:
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import builtins
 import threading
 import time
-from abc import abstractmethod
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from numpy.typing import NDArray
 
@@ -98,34 +97,38 @@ class _Job:
         self.events[-1] = (kind, encode_spec(event_data(self.record())), now)
 
 
-class MemoryJobs(JobStorage):
-    """The job storage of :class:`~service.registry.memory.MemoryRegistry`."""
+class _Models(Protocol):
+    """What the job store uses of its registry (a MemoryRegistry): its lock, and under it
+    whether it is open, a model's version and the compare-and-swap of its next version."""
 
     _lock: threading.Lock
 
-    def _init_jobs(self) -> None:
+    def _check_open(self) -> None: ...
+    def _model_version(self, name: str) -> int: ...
+    def _commit_locked(
+        self, name: str, blob: bytes, expected_version: int, reason: str
+    ) -> ModelRecord: ...
+
+
+class MemoryJobs(JobStorage):
+    """The job storage of a :class:`~service.registry.memory.MemoryRegistry`: dicts under the
+    registry's lock."""
+
+    def __init__(self, models: _Models) -> None:
+        self._models = models
+        self._lock = models._lock  # one lock: a checkpoint changes a model and a job at once
         self._datasets: dict[str, _Dataset] = {}
         self._jobs: dict[str, _Job] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
 
-    def _clear_jobs(self) -> None:
+    def clear(self) -> None:
+        """Drop everything (the registry is closing); callers hold the lock."""
         self._datasets.clear()
         self._jobs.clear()
         self._history.clear()
 
-    # Hooks of the registry; callers hold self._lock.
-    @abstractmethod
-    def _check_open(self) -> None: ...
-
-    @abstractmethod
-    def _model_version(self, name: str) -> int:
-        """The model's current version; ModelNotFound."""
-
-    @abstractmethod
-    def _commit_locked(
-        self, name: str, blob: bytes, expected_version: int, reason: str
-    ) -> ModelRecord:
-        """The compare-and-swap of ``commit`` on an encoded bundle."""
+    def _check_open(self) -> None:
+        self._models._check_open()
 
     def _job(self, job_id: str) -> _Job:
         self._check_open()
@@ -140,7 +143,7 @@ class MemoryJobs(JobStorage):
                 return job.id
         return None
 
-    def _refuse_if_busy(self, model: str) -> None:
+    def refuse_if_busy(self, model: str) -> None:
         """ModelBusy if a job is active on `model`; callers hold the lock."""
         transitions.refuse_if_busy(model, self._active_job(model))
 
@@ -155,7 +158,8 @@ class MemoryJobs(JobStorage):
                 job.event(change.event, now)
         return job.record()
 
-    def _drop_history(self, model: str) -> None:
+    def drop_history(self, model: str) -> None:
+        """Forget the history of a deleted model; callers hold the lock."""
         self._history.pop(model, None)
 
     # -- datasets -----------------------------------------------------------------------------
@@ -238,8 +242,8 @@ class MemoryJobs(JobStorage):
         blob = None if data is None else encode_arrays(data)
         with self._lock:
             self._check_open()
-            version = self._model_version(model)
-            self._refuse_if_busy(model)
+            version = self._models._model_version(model)
+            self.refuse_if_busy(model)
             if job_id in self._jobs:
                 raise ValueError(f"job id {job_id!r} is taken")
             now = time.time()
@@ -319,7 +323,7 @@ class MemoryJobs(JobStorage):
         with self._lock:
             job = self._job(job_id)
             transitions.check_owner(job, owner)
-            model = self._commit_locked(job.model, blob, job.version, reason)
+            model = self._models._commit_locked(job.model, blob, job.version, reason)
             now = time.time()
             change = transitions.checkpoint(
                 job, owner, model.version, progress_text, checkpoint_text, now
@@ -358,7 +362,7 @@ class MemoryJobs(JobStorage):
         with self._lock:
             job = self._job(job_id)
             transitions.check_resumable(job)
-            current, now = self._model_version(job.model), time.time()
+            current, now = self._models._model_version(job.model), time.time()
             change = transitions.resume(job, owner, current, self._active_job(job.model), now)
             return self._apply(job, change, now)
 
@@ -413,7 +417,7 @@ class MemoryJobs(JobStorage):
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         with self._lock:
-            self._model_version(model)
+            self._models._model_version(model)
             entries = self._history.get(model, [])
             start = 0 if after is None else max(after, 0)
             return [

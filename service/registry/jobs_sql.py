@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import builtins
 import time
-from abc import abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, Protocol, cast
 
 from numpy.typing import NDArray
 
@@ -93,33 +92,30 @@ def _dataset(row: Row) -> DatasetRecord:
     return DatasetRecord(row[0], decode_spec(row[1]), row[2], row[3], created)
 
 
-class SqlJobs(JobStorage):
-    """The job storage of :class:`~service.registry.sql.SqlRegistry`, on its transactions."""
+class _Models(Protocol):
+    """What the job store uses of its registry (a SqlRegistry): its dialect, transactions,
+    the lock of a model's row, the compare-and-swap of a model's version inside a transaction
+    (a job's: one the model's active job does not refuse), and the storage-full flag."""
 
-    dialect: ClassVar[Dialect]
-    keep_versions: int
-    _storage_full: bool  # see Registry.storage_state
-
-    @abstractmethod
-    def _tx(self, write: bool) -> AbstractContextManager[Tx]:
-        """A transaction, committed if the block succeeds; driver errors mapped."""
-
-    @abstractmethod
-    def _lock_model(self, tx: Tx, name: str) -> int:
-        """Lock the model's row; its current version. ModelNotFound."""
-
-    @abstractmethod
+    @property
+    def dialect(self) -> Dialect: ...
+    def _tx(self, write: bool) -> AbstractContextManager[Tx]: ...
+    def _lock_model(self, tx: Tx, name: str) -> int: ...
     def _swap(
-        self,
-        tx: Tx,
-        name: str,
-        blob: bytes | memoryview,
-        expected_version: int,
-        reason: str,
-        created: datetime | None = None,
-        job: bool = False,
-    ) -> ModelRecord:
-        """The registry's compare-and-swap of a model's version, inside `tx`."""
+        self, tx: Tx, name: str, blob: bytes, expected_version: int, reason: str, /, *, job: bool
+    ) -> ModelRecord: ...
+    def _stored(self) -> None: ...
+
+
+class SqlJobs(JobStorage):
+    """The job storage of a :class:`~service.registry.sql.SqlRegistry`, in its transactions."""
+
+    def __init__(self, models: _Models) -> None:
+        self._models = models
+        self.dialect = models.dialect
+
+    def _tx(self, write: bool) -> AbstractContextManager[Tx]:
+        return self._models._tx(write)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -127,7 +123,7 @@ class SqlJobs(JobStorage):
         rows = tx.rows(f"SELECT id FROM jobs WHERE model = %s AND state IN {ACTIVE_SQL}", (model,))
         return rows[0][0] if rows else None
 
-    def _refuse_if_busy(self, tx: Tx, model: str) -> None:
+    def refuse_if_busy(self, tx: Tx, model: str) -> None:
         """ModelBusy if a job is active on `model`."""
         transitions.refuse_if_busy(model, self._active_job(tx, model))
 
@@ -173,7 +169,7 @@ class SqlJobs(JobStorage):
                 f"INSERT INTO datasets ({DATASET_COLUMNS}, arrays) VALUES (%s, %s, %s, %s, %s, %s)",
                 (name, info_text, len(blob), digest(blob), now, blob),
             )
-        self._storage_full = False  # new data stored: there is room again
+        self._models._stored()
         return _dataset((name, info_text, len(blob), digest(blob), now))
 
     def get_dataset(self, name: str) -> DatasetRecord:
@@ -248,8 +244,8 @@ class SqlJobs(JobStorage):
         blob = None if data is None else encode_arrays(data)
         now = time.time()
         with self._tx(write=True) as tx:
-            version = self._lock_model(tx, model)
-            self._refuse_if_busy(tx, model)
+            version = self._models._lock_model(tx, model)
+            self.refuse_if_busy(tx, model)
             if tx.rows("SELECT 1 FROM jobs WHERE id = %s", (job_id,)):
                 raise ValueError(f"job id {job_id!r} is taken")
             new = transitions.new_job(
@@ -263,7 +259,7 @@ class SqlJobs(JobStorage):
                 values,
             )
             job = self._apply(tx, job_id, transitions.Change({}, new.event), now)
-        self._storage_full = False  # new data stored: there is room again
+        self._models._stored()
         return job
 
     def active_job(self, model: str) -> str | None:
@@ -352,10 +348,10 @@ class SqlJobs(JobStorage):
             # the job's, and the job read again.
             job = self._read_job(tx, job_id)
             transitions.check_owner(job, owner)
-            self._lock_model(tx, job.model)
+            self._models._lock_model(tx, job.model)
             job = self._read_job(tx, job_id, lock=True)
             transitions.check_owner(job, owner)
-            record = self._swap(tx, job.model, blob, job.version, reason, job=True)
+            record = self._models._swap(tx, job.model, blob, job.version, reason, job=True)
             now = time.time()
             if history_text is not None:
                 (seq,) = tx.rows(
@@ -371,7 +367,7 @@ class SqlJobs(JobStorage):
                 job, owner, record.version, progress_text, checkpoint_text, now
             )
             job = self._apply(tx, job_id, change, now)
-        self._storage_full = False  # new data stored: there is room again
+        self._models._stored()
         return job, record
 
     def finish_job(
@@ -401,7 +397,7 @@ class SqlJobs(JobStorage):
             # 404); then the model's row is locked before the job's, and the state read again.
             job = self._read_job(tx, job_id)
             transitions.check_resumable(job)
-            current = self._lock_model(tx, job.model)
+            current = self._models._lock_model(tx, job.model)
             job = self._read_job(tx, job_id, lock=True)
             active = self._active_job(tx, job.model)
             change = transitions.resume(job, owner, current, active, now)

@@ -47,8 +47,11 @@ class _Model:
         )
 
 
-class MemoryRegistry(MemoryJobs, Registry):
-    """A dict guarded by one lock; same contract as the persistent backends."""
+class MemoryRegistry(Registry):
+    """A dict guarded by one lock, shared with its job store; same contract as the persistent
+    backends."""
+
+    jobs: MemoryJobs
 
     def __init__(self, keep_versions: int = 20) -> None:
         """Create an empty registry keeping the newest `keep_versions` versions per model."""
@@ -56,7 +59,7 @@ class MemoryRegistry(MemoryJobs, Registry):
         self._lock = threading.Lock()
         self._models: dict[str, _Model] = {}
         self._closed = False
-        self._init_jobs()
+        self.jobs = MemoryJobs(self)
 
     def _model(self, name: str) -> _Model:
         # Callers hold self._lock.
@@ -115,11 +118,11 @@ class MemoryRegistry(MemoryJobs, Registry):
         """Delete the model and all its versions; ModelNotFound, VersionConflict."""
         with self._lock:
             model = self._model(name)
-            self._refuse_if_busy(name)
+            self.jobs.refuse_if_busy(name)
             if expected_version is not None and expected_version != model.version:
                 raise VersionConflict(name, expected_version, model.version)
             del self._models[name]
-            self._drop_history(name)
+            self.jobs.drop_history(name)
 
     def current_state(self, name: str) -> tuple[int, datetime]:
         """Return the model's current version and creation time; ModelNotFound."""
@@ -150,7 +153,7 @@ class MemoryRegistry(MemoryJobs, Registry):
         blob = encode_arrays(arrays)
         with self._lock:
             model = self._model(name)
-            self._refuse_if_busy(name)
+            self.jobs.refuse_if_busy(name)
             if created is not None and model.created_at != created:
                 raise VersionConflict(name, expected_version, model.version)
             return self._commit_locked(name, blob, expected_version, reason)
@@ -183,4 +186,4 @@ class MemoryRegistry(MemoryJobs, Registry):
         with self._lock:
             self._closed = True
             self._models.clear()
-            self._clear_jobs()
+            self.jobs.clear()

@@ -1,5 +1,5 @@
-"""The one SQL registry: models and versions (and, from :mod:`.jobs_sql`, datasets and jobs)
-in SQLite or PostgreSQL.
+"""The one SQL registry: models and versions in SQLite or PostgreSQL, and (its ``jobs``, a
+:class:`~.jobs_sql.SqlJobs` on the same transactions) datasets and jobs.
 
 A backend supplies its connections (:meth:`SqlRegistry._tx`, with the driver's errors mapped
 to the registry's) and its :class:`~.dialects.Dialect`; it may answer a read its own quicker
@@ -36,10 +36,15 @@ from .jobs_sql import SqlJobs
 from .records import Arrays, ModelRecord, Snapshot, VersionInfo
 
 
-class SqlRegistry(SqlJobs, Registry):
-    """Models, versions, datasets and jobs in a SQL database (see module doc)."""
+class SqlRegistry(Registry):
+    """Models and versions in a SQL database, and its job store there (see module doc)."""
 
     dialect: ClassVar[Dialect]
+    jobs: SqlJobs
+
+    def __init__(self, keep_versions: int = 20) -> None:
+        super().__init__(keep_versions)
+        self.jobs = SqlJobs(self)
 
     @abstractmethod
     def _tx(self, write: bool) -> AbstractContextManager[Tx]:
@@ -94,7 +99,7 @@ class SqlRegistry(SqlJobs, Registry):
         current, created_at = self._lock_state(tx, name)
         if not job:
             # Before the version check: a job's checkpoints would otherwise show as conflicts.
-            self._refuse_if_busy(tx, name)
+            self.jobs.refuse_if_busy(tx, name)
         if current != expected_version or (created is not None and created_at != created):
             raise VersionConflict(name, expected_version, current)
         new = expected_version + 1
@@ -122,7 +127,7 @@ class SqlRegistry(SqlJobs, Registry):
                 " VALUES (%s, 1, %s, %s, %s)",
                 (name, rows[0][3], reason, blob),
             )
-        self._storage_full = False  # new data stored: there is room again
+        self._stored()
         return self._model_record(rows[0])
 
     def get(self, name: str) -> ModelRecord:
@@ -151,7 +156,7 @@ class SqlRegistry(SqlJobs, Registry):
         """Delete the model and all its versions; ModelNotFound, VersionConflict."""
         with self._tx(write=True) as tx:
             current = self._lock_model(tx, name)
-            self._refuse_if_busy(tx, name)
+            self.jobs.refuse_if_busy(tx, name)
             if expected_version is not None and expected_version != current:
                 raise VersionConflict(name, expected_version, current)
             tx.rows("DELETE FROM versions WHERE model = %s", (name,))
@@ -200,7 +205,7 @@ class SqlRegistry(SqlJobs, Registry):
         blob = encode_arrays(arrays)
         with self._tx(write=True) as tx:
             record = self._swap(tx, name, blob, expected_version, reason, created)
-        self._storage_full = False  # new data stored: there is room again
+        self._stored()
         return record
 
     def versions(self, name: str) -> builtins.list[VersionInfo]:

@@ -270,8 +270,8 @@ async def test_jobs_left_by_a_dead_process_are_marked_interrupted(apps: Apps) ->
     job = await train(client, "orphan", dataset=XOR, epochs=1, batch_size=4, learning_rate=0.1)
     await wait_for(client, job["id"])
     registry = next(iter(apps.apps.values())).state.store.registry
-    config = registry.get_job(job["id"]).config
-    registry.create_job("ghost-job", "orphan", None, config, "dead-process", {}, XOR_ARRAYS)
+    config = registry.jobs.get_job(job["id"]).config
+    registry.jobs.create_job("ghost-job", "orphan", None, config, "dead-process", {}, XOR_ARRAYS)
     job = await wait_for(client, "ghost-job", ["interrupted"], timeout=10)
     assert job["finished_at"] is not None
 

@@ -186,7 +186,7 @@ async def test_an_interrupted_job_reports_the_step_it_kept(apps: Apps) -> None:
         while (await job_of(client, job["id"]))["step"] != 7:  # published by the heartbeat
             await anyio.sleep(0.02)
     stale = datetime.now(UTC) + timedelta(seconds=1)
-    await anyio.to_thread.run_sync(lambda: runner.registry.interrupt_jobs(stale_before=stale))
+    await anyio.to_thread.run_sync(lambda: runner.registry.jobs.interrupt_jobs(stale_before=stale))
     pause.release()
     done = await job_of(client, job["id"])
     assert done["state"] == "interrupted"
