@@ -86,6 +86,13 @@ def _job(row: Row) -> JobRecord:
     )
 
 
+def _given(conditions: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """The conditions (SQL with one ``%s``) whose parameter is given (not None), and those
+    parameters."""
+    given = {sql: value for sql, value in conditions.items() if value is not None}
+    return list(given), list(given.values())
+
+
 def _dataset(row: Row) -> DatasetRecord:
     created = timestamp(row[4])
     assert created is not None
@@ -281,14 +288,7 @@ class SqlJobs(JobStorage):
         """Return at most `limit` jobs with ids < `before`, newest first."""
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        conditions: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        if before is not None:
-            conditions.append("id < %s")
-            params.append(before)
-        if model is not None:
-            conditions.append("model = %s")
-            params.append(model)
+        conditions, params = _given({"id < %s": before, "model = %s": model})
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
         with self._tx(write=False) as tx:
             rows = tx.rows(
@@ -407,14 +407,8 @@ class SqlJobs(JobStorage):
         self, *, owner: str | None = None, stale_before: datetime | None = None
     ) -> builtins.list[JobRecord]:
         """Mark the active jobs of `owner`, or with a stale heartbeat, interrupted."""
-        conditions: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        if owner is not None:
-            conditions.append("owner = %s")
-            params.append(owner)
-        if stale_before is not None:
-            conditions.append("coalesce(heartbeat_at, 0) < %s")
-            params.append(stale_before.timestamp())
+        stale = None if stale_before is None else stale_before.timestamp()
+        conditions, params = _given({"owner = %s": owner, "coalesce(heartbeat_at, 0) < %s": stale})
         if not conditions:
             return []
         now = time.time()
