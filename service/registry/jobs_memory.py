@@ -68,9 +68,6 @@ class _Job:
     events: list[tuple[EventKind, str, float]] = field(default_factory=list)
 
     def record(self) -> JobRecord:
-        created = timestamp(self.created_at)
-        updated = timestamp(self.updated_at)
-        assert created is not None and updated is not None
         return JobRecord(
             id=self.id,
             model=self.model,
@@ -84,8 +81,8 @@ class _Job:
             cancel_requested=self.cancel_requested,
             error=self.error,
             last_event=len(self.events),
-            created_at=created,
-            updated_at=updated,
+            created_at=timestamp(self.created_at),
+            updated_at=timestamp(self.updated_at),
             started_at=timestamp(self.started_at),
             finished_at=timestamp(self.finished_at),
             heartbeat_at=timestamp(self.heartbeat_at),
@@ -172,7 +169,6 @@ class MemoryJobs(JobStorage):
             if name in self._datasets:
                 raise DatasetExists(name)
             created = timestamp(time.time())
-            assert created is not None
             record = DatasetRecord(name, decode_spec(info_text), len(blob), digest(blob), created)
             self._datasets[name] = _Dataset(record, info_text, blob)
             return self._dataset_record(self._datasets[name])
@@ -331,12 +327,9 @@ class MemoryJobs(JobStorage):
             record = self._apply(job, change, now)
             if history_data is not None:
                 entries = self._history.setdefault(job.model, [])
-                created = timestamp(now)
-                assert created is not None
+                seq, created = len(entries) + 1, timestamp(now)
                 entries.append(
-                    HistoryEntry(
-                        job.model, len(entries) + 1, job.id, model.version, history_data, created
-                    )
+                    HistoryEntry(job.model, seq, job.id, model.version, history_data, created)
                 )
             return record, model
 
@@ -403,12 +396,10 @@ class MemoryJobs(JobStorage):
         """Return the job's events numbered above `after`."""
         with self._lock:
             events = self._job(job_id).events[max(after, 0) :]
-        out: builtins.list[JobEvent] = []
-        for seq, (kind, text, at) in enumerate(events, start=max(after, 0) + 1):
-            created = timestamp(at)
-            assert created is not None
-            out.append(JobEvent(seq, kind, decode_spec(text), created))
-        return out
+        return [
+            JobEvent(seq, kind, decode_spec(text), timestamp(at))
+            for seq, (kind, text, at) in enumerate(events, start=max(after, 0) + 1)
+        ]
 
     def history(
         self, model: str, limit: int, after: int | None = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, cast
@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from . import transitions
 from .codec import decode_arrays, decode_spec, encode_arrays, encode_spec
-from .dialects import Dialect, Row, Tx
+from .dialects import Dialect, Params, Row, Tx
 from .errors import (
     DatasetExists,
     DatasetInUse,
@@ -63,8 +63,6 @@ DATASET_COLUMNS = "name, info, size_bytes, digest, created_at"
 
 
 def _job(row: Row) -> JobRecord:
-    created, updated = timestamp(row[12]), timestamp(row[13])
-    assert created is not None and updated is not None
     return JobRecord(
         id=row[0],
         model=row[1],
@@ -78,8 +76,8 @@ def _job(row: Row) -> JobRecord:
         cancel_requested=bool(row[9]),
         error=row[10],
         last_event=row[11],
-        created_at=created,
-        updated_at=updated,
+        created_at=timestamp(row[12]),
+        updated_at=timestamp(row[13]),
         started_at=timestamp(row[14]),
         finished_at=timestamp(row[15]),
         heartbeat_at=timestamp(row[16]),
@@ -94,9 +92,7 @@ def _given(conditions: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
 
 
 def _dataset(row: Row) -> DatasetRecord:
-    created = timestamp(row[4])
-    assert created is not None
-    return DatasetRecord(row[0], decode_spec(row[1]), row[2], row[3], created)
+    return DatasetRecord(row[0], decode_spec(row[1]), row[2], row[3], timestamp(row[4]))
 
 
 class _Models(Protocol):
@@ -411,32 +407,34 @@ class SqlJobs(JobStorage):
         conditions, params = _given({"owner = %s": owner, "coalesce(heartbeat_at, 0) < %s": stale})
         if not conditions:
             return []
+        return self._change_active(
+            " OR ".join(conditions),
+            params,
+            lambda row, now: transitions.interrupt(bool(row[1]), row[2], now),
+        )
+
+    def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
+        """Refresh the heartbeat (and live progress) of `owner`'s active jobs."""
+        texts = {job_id: encode_spec(p) for job_id, p in progress.items()}
+        return self._change_active(
+            "owner = %s", (owner,), lambda row, now: transitions.heartbeat(texts.get(row[0]), now)
+        )
+
+    def _change_active(
+        self, condition: str, params: Params, change: Callable[[Row, float], transitions.Change]
+    ) -> builtins.list[JobRecord]:
+        """In one transaction, lock the active jobs that meet `condition`, in id order, and
+        store in each the `change` made of its row (id, cancel_requested, kept_progress)."""
         now = time.time()
         out: builtins.list[JobRecord] = []
         with self._tx(write=True) as tx:
             rows = tx.rows(
                 f"SELECT id, cancel_requested, kept_progress FROM jobs WHERE state IN {ACTIVE_SQL}"
-                f" AND ({' OR '.join(conditions)}) ORDER BY id{self.dialect.for_update}",
+                f" AND ({condition}) ORDER BY id{self.dialect.for_update}",
                 params,
             )
-            for job_id, cancel, kept in rows:
-                change = transitions.interrupt(bool(cancel), kept, now)
-                out.append(self._apply(tx, job_id, change, now))
-        return out
-
-    def heartbeat(self, owner: str, progress: Mapping[str, JSONObject]) -> builtins.list[JobRecord]:
-        """Refresh the heartbeat (and live progress) of `owner`'s active jobs."""
-        now = time.time()
-        out: builtins.list[JobRecord] = []
-        with self._tx(write=True) as tx:
-            rows = tx.rows(
-                f"SELECT id FROM jobs WHERE owner = %s AND state IN {ACTIVE_SQL}"
-                f" ORDER BY id{self.dialect.for_update}",
-                (owner,),
-            )
-            for (job_id,) in rows:
-                text = encode_spec(progress[job_id]) if job_id in progress else None
-                out.append(self._apply(tx, job_id, transitions.heartbeat(text, now), now))
+            for row in rows:
+                out.append(self._apply(tx, row[0], change(row, now), now))
         return out
 
     def job_events(self, job_id: str, after: int = 0) -> builtins.list[JobEvent]:
@@ -449,12 +447,9 @@ class SqlJobs(JobStorage):
                 " ORDER BY seq",
                 (job_id, after),
             )
-        out: builtins.list[JobEvent] = []
-        for seq, kind, data, at in rows:
-            created = timestamp(at)
-            assert created is not None
-            out.append(JobEvent(seq, kind, decode_spec(data), created))
-        return out
+        return [
+            JobEvent(seq, kind, decode_spec(data), timestamp(at)) for seq, kind, data, at in rows
+        ]
 
     def history(
         self, model: str, limit: int, after: int | None = None
@@ -470,9 +465,7 @@ class SqlJobs(JobStorage):
                 " WHERE model = %s AND seq > %s ORDER BY seq LIMIT %s",
                 (model, after or 0, limit),
             )
-        out: builtins.list[HistoryEntry] = []
-        for name, seq, job, version, data, at in rows:
-            created = timestamp(at)
-            assert created is not None
-            out.append(HistoryEntry(name, seq, job, version, decode_spec(data), created))
-        return out
+        return [
+            HistoryEntry(name, seq, job, version, decode_spec(data), timestamp(at))
+            for name, seq, job, version, data, at in rows
+        ]

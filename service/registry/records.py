@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from numpy.typing import NDArray
 
@@ -129,6 +129,10 @@ def digest(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+@overload
+def timestamp(seconds: float) -> datetime: ...
+@overload
+def timestamp(seconds: float | None) -> datetime | None: ...
 def timestamp(seconds: float | None) -> datetime | None:
-    """A stored time (seconds since the epoch) as an aware UTC datetime."""
+    """A stored time (seconds since the epoch) as an aware UTC datetime (None stays None)."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
