@@ -39,7 +39,6 @@ from service.core import Network, Params
 from service.operations import Operations, Work, rows_of
 from service.operations.cost import answer_numbers
 from service.settings import Settings
-from service.store import LoadedModel
 
 router = APIRouter(prefix="/v1/models", tags=["compute"])
 
@@ -86,41 +85,46 @@ async def forward_model_npy(
     X = await answers.decoded(
         ops.store, request, partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
     )
-    return await forward_answer(ops, name, model, X, trace, notation, as_npy)
+    return await forward_answer(
+        ops, model.network, model.params, X, trace, notation, as_npy, name, model.version
+    )
 
 
 async def forward_answer(
     ops: Operations,
-    name: str,
-    model: LoadedModel,
+    network: Network,
+    params: Params,
     X: ArrayLike,
     trace: bool,
     notation: Notation,
     as_npy: bool,
+    name: str | None = None,
+    version: int | None = None,
 ) -> Response:
-    """The forward routes' answer: the outputs as JSON or ``.npy``, with the trace if asked."""
-    network, params = model.network, model.params
-    headers = etag(model.version)
+    """The forward routes' answer, of a stored model (``name`` at ``version``, in the answer and
+    its ETag) or stateless: the outputs as JSON or ``.npy``, with the trace if asked."""
+    headers = etag(version) if version is not None else None
     if as_npy:
         outputs = await ops.outputs(network, params, X, binary=True)
         return binary.npy_response(outputs, headers)
     if not trace:
         outputs = await ops.outputs(network, params, X)
+        stored = {"model": name, "version": version} if name is not None else {}
 
-        def build() -> dict[str, Any]:  # a ForwardResponse's fields
-            return {"model": name, "version": model.version, "outputs": convert.matrix(outputs)}
+        def build() -> dict[str, Any]:  # a ForwardResponse's fields, without its nulls
+            return {**stored, "outputs": convert.matrix(outputs)}
 
         return await answers.json_response(ops.store, outputs.size, build, headers)
     named = notation == "named"
     numbers = answer_numbers(
         network, Work("forward", rows_of(X), outputs=True, trace=trace, named=named)
     )
-    layers = await ops.trace(network, params, X, named=notation == "named")
+    layers = await ops.trace(network, params, X, named=named)
 
     def build_traced() -> ForwardResponse:
         return ForwardResponse.model_construct(
             model=name,
-            version=model.version,
+            version=version,
             outputs=convert.matrix(layers[-1].out),
             trace=convert.trace_out(network, layers, notation),
         )
@@ -141,25 +145,29 @@ async def gradient_model_npz(
     as_npz = binary.wants_npz(request.headers, trace=trace)
     model = await ops.store.load(name)
     X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
-    return await gradient_answer(ops, name, model, X, T, notation, deltas, trace, as_npz)
+    return await gradient_answer(
+        ops, model.network, model.params, X, T, notation, deltas, trace, as_npz, name, model.version
+    )
 
 
 async def gradient_answer(
     ops: Operations,
-    name: str,
-    model: LoadedModel,
+    network: Network,
+    params: Params,
     X: ArrayLike,
     T: ArrayLike,
     notation: Notation,
     deltas: bool,
     trace: bool,
     as_npz: bool,
+    name: str | None = None,
+    version: int | None = None,
 ) -> Response:
-    """The gradient routes' answer: JSON (serialised off the loop when large) or ``.npz``."""
-    network, store = model.network, ops.store
+    """The gradient routes' answer, of a stored model (``name`` at ``version``, in the answer
+    and its ETag) or stateless: JSON (serialised off the loop when large) or ``.npz``."""
     result = await ops.gradient(
         network,
-        model.params,
+        params,
         X,
         T,
         deltas=deltas,
@@ -169,31 +177,24 @@ async def gradient_answer(
     )
     work = Work("gradient", rows_of(X), parameters=True, deltas=deltas, trace=trace)
     numbers = answer_numbers(network, work)
+    headers = etag(version) if version is not None else None
     if as_npz:
-        return await answers.binary_response(
-            store,
-            numbers,
-            partial(
-                binary.gradient_npz,
-                result.loss,
-                result.gradients,
-                result.deltas if deltas else None,
-            ),
-            binary.NPZ,
-            etag(model.version),
+        render = partial(
+            binary.gradient_npz, result.loss, result.gradients, result.deltas if deltas else None
         )
+        return await answers.binary_response(ops.store, numbers, render, binary.NPZ, headers)
 
     def build() -> GradientResponse:
         return GradientResponse.model_construct(
             model=name,
-            version=model.version,
+            version=version,
             loss=result.loss,
             gradients=convert.parameters_out(result.gradients, notation),
             deltas=convert.deltas_out(network, result.deltas, notation) if deltas else None,
             trace=convert.trace_out(network, result.trace, notation) if trace else None,
         )
 
-    return await answers.json_response(store, numbers, build, etag(model.version))
+    return await answers.json_response(ops.store, numbers, build, headers)
 
 
 @binary.post(router, "/{name}/train-step", binary.NPZ)
@@ -322,7 +323,17 @@ async def forward_model(
     binary.refuse_with_json("trace", _trace, ".npy bodies", 'a JSON body says it in "trace"')
     as_npy = binary.wants_npy(call.headers, trace=body.trace)
     model = await call.ops.store.load(name)
-    return await forward_answer(call.ops, name, model, body.inputs, body.trace, notation, as_npy)
+    return await forward_answer(
+        call.ops,
+        model.network,
+        model.params,
+        body.inputs,
+        body.trace,
+        notation,
+        as_npy,
+        name,
+        model.version,
+    )
 
 
 @endpoint.post(
@@ -352,7 +363,17 @@ async def gradient_model(
     as_npz = binary.wants_npz(call.headers, trace=body.trace)
     model = await call.ops.store.load(name)
     return await gradient_answer(
-        call.ops, name, model, body.inputs, body.targets, notation, body.deltas, body.trace, as_npz
+        call.ops,
+        model.network,
+        model.params,
+        body.inputs,
+        body.targets,
+        notation,
+        body.deltas,
+        body.trace,
+        as_npz,
+        name,
+        model.version,
     )
 
 

@@ -12,7 +12,12 @@ from service.api import answers, binary, convert, endpoint, examples
 from service.api.deps import NotationQuery
 from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
-from service.api.routes.compute import INPUT_GRADIENT_DESCRIPTION, input_gradient_answer
+from service.api.routes.compute import (
+    INPUT_GRADIENT_DESCRIPTION,
+    forward_answer,
+    gradient_answer,
+    input_gradient_answer,
+)
 from service.api.schemas.compute import (
     ForwardResponse,
     GradientResponse,
@@ -24,8 +29,6 @@ from service.api.schemas.compute import (
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
-from service.operations import Work, rows_of
-from service.operations.cost import answer_numbers
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
@@ -47,26 +50,7 @@ async def forward_stateless(
     as_npy = binary.wants_npy(call.headers, trace=body.trace)
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
-    ops, X = call.ops, body.inputs
-    if as_npy:
-        return binary.npy_response(await ops.outputs(net, params, X, binary=True))
-    work = Work("forward", rows_of(X), outputs=True, trace=body.trace, named=notation == "named")
-    numbers = answer_numbers(net, work)
-    if not body.trace:
-        outputs = await ops.outputs(net, params, X)
-
-        def build() -> ForwardResponse:
-            return ForwardResponse.model_construct(outputs=convert.matrix(outputs))
-
-        return await answers.json_response(ops.store, numbers, build)
-    trace = await ops.trace(net, params, X, named=notation == "named")
-
-    def build_traced() -> ForwardResponse:
-        return ForwardResponse.model_construct(
-            outputs=convert.matrix(trace[-1].out), trace=convert.trace_out(net, trace, notation)
-        )
-
-    return await answers.json_response(ops.store, numbers, build_traced)
+    return await forward_answer(call.ops, net, params, body.inputs, body.trace, notation, as_npy)
 
 
 @endpoint.post(
@@ -82,31 +66,20 @@ async def gradient_stateless(
     call: CallDep,
     notation: NotationQuery = "layered",
 ) -> Response:
-    ops = call.ops
     net = convert.network(body.network)
     params = convert.parameters(net, body.parameters)
-    result = await ops.gradient(
+    # No .npz answer here: the stateless gradient answers JSON whatever the Accept.
+    return await gradient_answer(
+        call.ops,
         net,
         params,
         body.inputs,
         body.targets,
-        deltas=body.deltas,
-        trace=body.trace,
-        named=notation == "named",
+        notation,
+        body.deltas,
+        body.trace,
+        as_npz=False,
     )
-
-    def build() -> GradientResponse:
-        return GradientResponse.model_construct(
-            loss=result.loss,
-            gradients=convert.parameters_out(result.gradients, notation),
-            deltas=convert.deltas_out(net, result.deltas, notation) if body.deltas else None,
-            trace=convert.trace_out(net, result.trace, notation) if body.trace else None,
-        )
-
-    work = Work(
-        "gradient", rows_of(body.inputs), parameters=True, deltas=body.deltas, trace=body.trace
-    )
-    return await answers.json_response(ops.store, answer_numbers(net, work), build)
 
 
 @endpoint.post(
