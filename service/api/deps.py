@@ -4,14 +4,15 @@ a hop that costs more than the whole of a small forward."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request
 
 from service.api import examples
 from service.api.headers import shown, version_tag
 from service.api.problems import MalformedHeaderValue
-from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN
+from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN, StorableText
 from service.jobs.store import JobStore
 from service.operations import Operations
 from service.registry import VersionConflict
@@ -80,6 +81,26 @@ NotationQuery = Annotated[
     Literal["layered", "named"],
     Query(description="`named`: the seed's w1.., b1.., n1.. names instead of layers."),
 ]
+
+CursorQuery = Annotated[
+    StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+]
+R = TypeVar("R")
+
+
+def per_page(what: str) -> Any:
+    """The ``limit`` query parameter of a listing of ``what`` (say "Models"): 1 to 500."""
+    return Query(ge=1, le=500, description=f"{what} per page.")
+
+
+def page(
+    records: Sequence[R], limit: int, cursor: Callable[[R], str]
+) -> tuple[Sequence[R], str | None]:
+    """A listing's page of ``limit`` of ``records`` (fetched ``limit + 1``: the one more says a
+    next page follows) and the ``next_cursor`` to it, the ``cursor`` of the page's last record
+    (``None`` on the last page)."""
+    items = records[:limit]
+    return items, cursor(items[-1]) if len(records) > limit else None
 
 
 def etag(version: int) -> dict[str, str]:

@@ -11,10 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.api import answers, binary, bodies, convert, examples
-from service.api.deps import JobsDep, StoreDep
+from service.api.deps import CursorQuery, JobsDep, StoreDep, page, per_page
 from service.api.problems import problem_responses
 from service.api.routes.models import file_response
-from service.api.schemas.common import NAME_PATTERN, StorableText
+from service.api.schemas.common import NAME_PATTERN
 from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic
 from service.jobs.datasets import Dataset, from_rows, to_npz
 from service.jobs.errors import UnsupportedMediaType
@@ -205,15 +205,12 @@ async def create_dataset(
 )
 async def list_datasets(
     jobs: JobsDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Datasets per page.")] = 50,
-    cursor: Annotated[
-        StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-    ] = None,
+    limit: Annotated[int, per_page("Datasets")] = 50,
+    cursor: CursorQuery = None,
 ) -> DatasetList:
     records, total = await jobs.page_datasets(limit + 1, cursor)
-    page = records[:limit]
-    next_cursor = page[-1].name if len(records) > limit else None
-    return DatasetList(items=[public(r) for r in page], total=total, next_cursor=next_cursor)
+    items, next_cursor = page(records, limit, lambda r: r.name)
+    return DatasetList(items=[public(r) for r in items], total=total, next_cursor=next_cursor)
 
 
 @router.get(

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from service import specs
 from service.api import examples
 from service.api.bodies import JSONBodies
-from service.api.deps import JobsDep, NamePath
+from service.api.deps import CursorQuery, JobsDep, NamePath, page, per_page
 from service.api.headers import decimal, shown
 from service.api.problems import MalformedHeaderValue, problem_responses
 from service.api.schemas.common import MAX_INTEGER, StorableText
@@ -176,18 +176,15 @@ async def train_model(
 )
 async def list_jobs(
     jobs: JobsDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page.")] = 50,
-    cursor: Annotated[
-        StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-    ] = None,
+    limit: Annotated[int, per_page("Jobs")] = 50,
+    cursor: CursorQuery = None,
     model: Annotated[
         StorableText | None, Query(max_length=64, description="Only this model's.")
     ] = None,
 ) -> JobList:
     records, total = await jobs.page_jobs(limit + 1, cursor, model)
-    page = records[:limit]
-    next_cursor = page[-1].id if len(records) > limit else None
-    return JobList(items=[public(r) for r in page], total=total, next_cursor=next_cursor)
+    items, next_cursor = page(records, limit, lambda r: r.id)
+    return JobList(items=[public(r) for r in items], total=total, next_cursor=next_cursor)
 
 
 @router.get(

@@ -16,15 +16,18 @@ from service.api import answers, binary, convert, examples
 from service.api.bodies import JSONBodies
 from service.api.deps import (
     CheckedIfMatch,
+    CursorQuery,
     NamePath,
     NotationQuery,
     OpsDep,
     SettingsDep,
     StoreDep,
     etag,
+    page,
+    per_page,
 )
 from service.api.problems import problem_responses
-from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN, StorableText
+from service.api.schemas.common import MAX_INTEGER, NAME_PATTERN
 from service.api.schemas.models import (
     ModelCreate,
     ModelList,
@@ -219,15 +222,12 @@ async def _store_new(
 )
 async def list_models(
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Models per page.")] = 50,
-    cursor: Annotated[
-        StorableText | None, Query(max_length=64, description="`next_cursor` of the previous page.")
-    ] = None,
+    limit: Annotated[int, per_page("Models")] = 50,
+    cursor: CursorQuery = None,
 ) -> ModelList:
     records, total = await store.page(limit + 1, cursor)
-    page = records[:limit]
-    next_cursor = page[-1].name if len(records) > limit else None
-    return ModelList(items=[public(r) for r in page], total=total, next_cursor=next_cursor)
+    items, next_cursor = page(records, limit, lambda r: r.name)
+    return ModelList(items=[public(r) for r in items], total=total, next_cursor=next_cursor)
 
 
 @router.get(
