@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from numpy.typing import ArrayLike, NDArray
@@ -62,6 +63,29 @@ HiddenDeltas = Annotated[str | None, Query(alias="deltas", include_in_schema=Fal
 HiddenRate = Annotated[str | None, Query(alias="learning_rate", include_in_schema=False)]
 HiddenJacobian = Annotated[str | None, Query(alias="jacobian", include_in_schema=False)]
 
+
+class Subject(Protocol):
+    """What a computation's answer is of: a stored model at its version (a
+    :class:`~service.store.LoadedModel`, the version in the answer and its ETag), or a network
+    and parameters sent inline (:class:`Sent`, no version)."""
+
+    @property
+    def network(self) -> Network: ...
+    @property
+    def params(self) -> Params: ...
+    @property
+    def version(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A network and its parameters sent with the request (the stateless routes)."""
+
+    network: Network
+    params: Params
+    version: None = None
+
+
 # Binary variants, chosen by Content-Type before the JSON routes below (see service.api.binary).
 
 
@@ -85,24 +109,20 @@ async def forward_model_npy(
     X = await answers.decoded(
         ops.store, request, partial(binary.inputs_npy, max_rows=settings.max_batch_rows)
     )
-    return await forward_answer(
-        ops, model.network, model.params, X, trace, notation, as_npy, name, model.version
-    )
+    return await forward_answer(ops, name, model, X, trace, notation, as_npy)
 
 
 async def forward_answer(
     ops: Operations,
-    network: Network,
-    params: Params,
+    name: str | None,
+    model: Subject,
     X: ArrayLike,
     trace: bool,
     notation: Notation,
     as_npy: bool,
-    name: str | None = None,
-    version: int | None = None,
 ) -> Response:
-    """The forward routes' answer, of a stored model (``name`` at ``version``, in the answer and
-    its ETag) or stateless: the outputs as JSON or ``.npy``, with the trace if asked."""
+    """The forward routes' answer: the outputs as JSON or ``.npy``, with the trace if asked."""
+    network, params, version = model.network, model.params, model.version
     headers = etag(version) if version is not None else None
     if as_npy:
         outputs = await ops.outputs(network, params, X, binary=True)
@@ -145,29 +165,25 @@ async def gradient_model_npz(
     as_npz = binary.wants_npz(request.headers, trace=trace)
     model = await ops.store.load(name)
     X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
-    return await gradient_answer(
-        ops, model.network, model.params, X, T, notation, deltas, trace, as_npz, name, model.version
-    )
+    return await gradient_answer(ops, name, model, X, T, notation, deltas, trace, as_npz)
 
 
 async def gradient_answer(
     ops: Operations,
-    network: Network,
-    params: Params,
+    name: str | None,
+    model: Subject,
     X: ArrayLike,
     T: ArrayLike,
     notation: Notation,
     deltas: bool,
     trace: bool,
     as_npz: bool,
-    name: str | None = None,
-    version: int | None = None,
 ) -> Response:
-    """The gradient routes' answer, of a stored model (``name`` at ``version``, in the answer
-    and its ETag) or stateless: JSON (serialised off the loop when large) or ``.npz``."""
+    """The gradient routes' answer: JSON (serialised off the loop when large) or ``.npz``."""
+    network, version = model.network, model.version
     result = await ops.gradient(
         network,
-        params,
+        model.params,
         X,
         T,
         deltas=deltas,
@@ -237,28 +253,24 @@ async def input_gradient_model_npz(
     as_npz = binary.wants_npz(request.headers)
     model = await ops.store.load(name)
     X, T = await answers.decoded(ops.store, request, _npz_decoder(settings))
-    return await input_gradient_answer(
-        ops, model.network, model.params, X, T, jacobian, notation, as_npz, name, model.version
-    )
+    return await input_gradient_answer(ops, name, model, X, T, jacobian, notation, as_npz)
 
 
 async def input_gradient_answer(
     ops: Operations,
-    network: Network,
-    params: Params,
+    name: str | None,
+    model: Subject,
     X: ArrayLike,
     T: ArrayLike,
     jacobian: bool,
     notation: Notation,
     as_npz: bool,
-    name: str | None = None,
-    version: int | None = None,
 ) -> Response:
-    """The input-gradient routes' answer, of a stored model (``name`` at ``version``, in the
-    answer and its ETag) or stateless: JSON (serialised off the loop when large) or ``.npz``."""
-    named = notation == "named"
+    """The input-gradient routes' answer: JSON (serialised off the loop when large) or
+    ``.npz``."""
+    network, version, named = model.network, model.version, notation == "named"
     result = await ops.input_gradient(
-        network, params, X, T, jacobian=jacobian, named=named, binary=as_npz
+        network, model.params, X, T, jacobian=jacobian, named=named, binary=as_npz
     )
     work = Work("input-gradient", rows_of(X), jacobian=jacobian, named=named)
     numbers = answer_numbers(network, work)
@@ -323,17 +335,7 @@ async def forward_model(
     binary.refuse_with_json("trace", _trace, ".npy bodies", 'a JSON body says it in "trace"')
     as_npy = binary.wants_npy(call.headers, trace=body.trace)
     model = await call.ops.store.load(name)
-    return await forward_answer(
-        call.ops,
-        model.network,
-        model.params,
-        body.inputs,
-        body.trace,
-        notation,
-        as_npy,
-        name,
-        model.version,
-    )
+    return await forward_answer(call.ops, name, model, body.inputs, body.trace, notation, as_npy)
 
 
 @endpoint.post(
@@ -363,17 +365,7 @@ async def gradient_model(
     as_npz = binary.wants_npz(call.headers, trace=body.trace)
     model = await call.ops.store.load(name)
     return await gradient_answer(
-        call.ops,
-        model.network,
-        model.params,
-        body.inputs,
-        body.targets,
-        notation,
-        body.deltas,
-        body.trace,
-        as_npz,
-        name,
-        model.version,
+        call.ops, name, model, body.inputs, body.targets, notation, body.deltas, body.trace, as_npz
     )
 
 
@@ -444,16 +436,7 @@ async def input_gradient_model(
     as_npz = binary.wants_npz(call.headers)
     model = await call.ops.store.load(name)
     return await input_gradient_answer(
-        call.ops,
-        model.network,
-        model.params,
-        body.inputs,
-        body.targets,
-        body.jacobian,
-        notation,
-        as_npz,
-        name,
-        model.version,
+        call.ops, name, model, body.inputs, body.targets, body.jacobian, notation, as_npz
     )
 
 

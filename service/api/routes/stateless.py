@@ -14,6 +14,7 @@ from service.api.endpoint import CallDep
 from service.api.problems import problem_responses
 from service.api.routes.compute import (
     INPUT_GRADIENT_DESCRIPTION,
+    Sent,
     forward_answer,
     gradient_answer,
     input_gradient_answer,
@@ -29,6 +30,7 @@ from service.api.schemas.compute import (
     StatelessTrainStepRequest,
     StatelessTrainStepResponse,
 )
+from service.api.schemas.networks import NetworkSpec, ParametersIn
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
@@ -48,9 +50,8 @@ async def forward_stateless(
     notation: NotationQuery = "layered",
 ) -> Response:
     as_npy = binary.wants_npy(call.headers, trace=body.trace)
-    net = convert.network(body.network)
-    params = convert.parameters(net, body.parameters)
-    return await forward_answer(call.ops, net, params, body.inputs, body.trace, notation, as_npy)
+    sent = _sent(body.network, body.parameters)
+    return await forward_answer(call.ops, None, sent, body.inputs, body.trace, notation, as_npy)
 
 
 @endpoint.post(
@@ -66,19 +67,10 @@ async def gradient_stateless(
     call: CallDep,
     notation: NotationQuery = "layered",
 ) -> Response:
-    net = convert.network(body.network)
-    params = convert.parameters(net, body.parameters)
+    sent = _sent(body.network, body.parameters)
     # No .npz answer here: the stateless gradient answers JSON whatever the Accept.
     return await gradient_answer(
-        call.ops,
-        net,
-        params,
-        body.inputs,
-        body.targets,
-        notation,
-        body.deltas,
-        body.trace,
-        as_npz=False,
+        call.ops, None, sent, body.inputs, body.targets, notation, body.deltas, body.trace, False
     )
 
 
@@ -100,11 +92,10 @@ async def input_gradient_stateless(
     call: CallDep,
     notation: NotationQuery = "layered",
 ) -> Response:
-    net = convert.network(body.network)
-    params = convert.parameters(net, body.parameters)
+    sent = _sent(body.network, body.parameters)
     as_npz = binary.wants_npz(call.headers)
     return await input_gradient_answer(
-        call.ops, net, params, body.inputs, body.targets, body.jacobian, notation, as_npz
+        call.ops, None, sent, body.inputs, body.targets, body.jacobian, notation, as_npz
     )
 
 
@@ -126,8 +117,8 @@ async def train_step_stateless(
     notation: NotationQuery = "layered",
 ) -> Response:
     ops = call.ops
-    net = convert.network(body.network)
-    params = convert.parameters(net, body.parameters)
+    sent = _sent(body.network, body.parameters)
+    net, params = sent.network, sent.params
     optimizer = convert.optimizer(body.optimizer)
     if body.learning_rate is not None:
         optimizer = replace(optimizer, learning_rate=body.learning_rate)
@@ -148,3 +139,10 @@ async def train_step_stateless(
 
     numbers = (1 + len(new_state.slots)) * net.parameter_count
     return await answers.json_response(ops.store, numbers, build)
+
+
+def _sent(network: NetworkSpec, parameters: ParametersIn) -> Sent:
+    """The network and parameters of a request, converted (422 at ``/network`` or
+    ``/parameters`` for what does not fit)."""
+    net = convert.network(network)
+    return Sent(net, convert.parameters(net, parameters))
