@@ -78,54 +78,40 @@ _NUMBERS = "numbers separated by commas"
 # when every character is percent-encoded UTF-8 of 4 bytes (12 bytes on the wire).
 QUERY_MAX_LENGTH = 2048
 
-InputsQuery = Annotated[
-    str | None,
-    Query(
+
+def _numbers(description: str, example: str, value: str) -> Any:
+    """A query parameter of numbers as text (``0.23,0.55``), with the seed's as its example."""
+    return Query(
         max_length=QUERY_MAX_LENGTH,
-        description=f"One sample's inputs, {_NUMBERS}: `0.23,0.55`.",
-        openapi_examples=_example("The seed's input", _SEED_INPUTS),
-    ),
-]
-TargetsQuery = Annotated[
-    str | None,
-    Query(
-        max_length=QUERY_MAX_LENGTH,
-        description=f"Its targets, {_NUMBERS}: `0.01`.",
-        openapi_examples=_example("The seed's target", _SEED_TARGETS),
-    ),
-]
-SampleInputs = Annotated[
-    str,
-    Query(
-        max_length=QUERY_MAX_LENGTH,
-        description=f"One sample's inputs, {_NUMBERS}: `0.23,0.55`.",
-        openapi_examples=_example("The seed's input", _SEED_INPUTS),
-    ),
-]
-SampleTargets = Annotated[
-    str,
-    Query(
-        max_length=QUERY_MAX_LENGTH,
-        description=f"Its targets, {_NUMBERS}: `0.01`.",
-        openapi_examples=_example("The seed's target", _SEED_TARGETS),
-    ),
-]
+        description=description,
+        openapi_examples=_example(example, value),
+    )
+
+
+_INPUTS = _numbers(
+    f"One sample's inputs, {_NUMBERS}: `0.23,0.55`.", "The seed's input", _SEED_INPUTS
+)
+_TARGETS = _numbers(f"Its targets, {_NUMBERS}: `0.01`.", "The seed's target", _SEED_TARGETS)
+InputsQuery = Annotated[str | None, _INPUTS]
+TargetsQuery = Annotated[str | None, _TARGETS]
+SampleInputs = Annotated[str, _INPUTS]
+SampleTargets = Annotated[str, _TARGETS]
 BatchInputs = Annotated[
     str | None,
-    Query(
-        max_length=QUERY_MAX_LENGTH,
-        description=f"Inputs, {_NUMBERS}, rows separated by semicolons: `0.23,0.55;0.1,0.9`. "
+    _numbers(
+        f"Inputs, {_NUMBERS}, rows separated by semicolons: `0.23,0.55;0.1,0.9`. "
         "With `targets`: plot the loss of every kept version on these samples.",
-        openapi_examples=_example("The seed's input", _SEED_INPUTS),
+        "The seed's input",
+        _SEED_INPUTS,
     ),
 ]
 BatchTargets = Annotated[
     str | None,
-    Query(
-        max_length=QUERY_MAX_LENGTH,
-        description=f"Targets, one row per input row, {_NUMBERS}, rows separated by "
+    _numbers(
+        f"Targets, one row per input row, {_NUMBERS}, rows separated by "
         "semicolons: `0.01;0.99`. With `inputs`.",
-        openapi_examples=_example("The seed's target", _SEED_TARGETS),
+        "The seed's target",
+        _SEED_TARGETS,
     ),
 ]
 HISTORY_POINTS = 10_000
