@@ -5,7 +5,7 @@ a hop that costs more than the whole of a small forward."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import Depends, Header, Path, Query, Request
 
@@ -19,25 +19,23 @@ from service.registry import VersionConflict
 from service.settings import Settings
 from service.store import ModelStore
 
+# What the app keeps in its state (service.api.app), each for the handlers that take it.
+
 
 async def get_store(request: Request) -> ModelStore:
-    store: ModelStore = request.app.state.store
-    return store
+    return cast(ModelStore, request.app.state.store)
 
 
 async def get_operations(request: Request) -> Operations:
-    ops: Operations = request.app.state.ops
-    return ops
+    return cast(Operations, request.app.state.ops)
 
 
 async def get_jobs(request: Request) -> JobStore:
-    jobs: JobStore = request.app.state.jobs
-    return jobs
+    return cast(JobStore, request.app.state.jobs)
 
 
 async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return cast(Settings, request.app.state.settings)
 
 
 IfMatchHeader = Annotated[
@@ -67,16 +65,21 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 OpsDep = Annotated[Operations, Depends(get_operations)]
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
 IfMatchDep = Annotated[int | None, Depends(if_match)]
-NamePath = Annotated[
-    str,
-    Path(
+
+
+def name_path(kind: str, example: str, summary: str) -> Any:
+    """The path parameter naming a stored ``kind`` (model, dataset), by the registry's rule,
+    with ``example`` (described by ``summary``) as its example."""
+    return Path(
         pattern=NAME_PATTERN,
         max_length=64,
-        description="The model's name.",
+        description=f"The {kind}'s name.",
         # On the parameter, not in its schema: Swagger UI shows (and fills in) only these.
-        openapi_examples=examples.path_example("seed", "The worked example's model"),
-    ),
-]
+        openapi_examples=examples.path_example(example, summary),
+    )
+
+
+NamePath = Annotated[str, name_path("model", "seed", "The worked example's model")]
 NotationQuery = Annotated[
     Literal["layered", "named"],
     Query(description="`named`: the seed's w1.., b1.., n1.. names instead of layers."),

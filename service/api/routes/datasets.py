@@ -6,12 +6,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from service.api import answers, binary, bodies, convert, examples
-from service.api.deps import CursorQuery, JobsDep, StoreDep, page, per_page
+from service.api import answers, binary, bodies, convert
+from service.api.deps import CursorQuery, JobsDep, StoreDep, name_path, page, per_page
 from service.api.problems import problem_responses
 from service.api.routes.models import file_response
 from service.api.schemas.common import NAME_PATTERN
@@ -29,15 +29,7 @@ NPY_TYPE = "application/x-npy"
 NPZ_TYPES = ("application/x-npz", "application/zip", "application/octet-stream")
 SUPPORTED = (JSON_TYPE, CSV_TYPE, NPY_TYPE, *NPZ_TYPES)
 
-DatasetPath = Annotated[
-    str,
-    Path(
-        pattern=NAME_PATTERN,
-        max_length=64,
-        description="The dataset's name.",
-        openapi_examples=examples.path_example("xor", "The XOR dataset of the create example"),
-    ),
-]
+DatasetPath = Annotated[str, name_path("dataset", "xor", "The XOR dataset of the create example")]
 
 UPLOAD_BODY: dict[str, Any] = {
     "required": True,

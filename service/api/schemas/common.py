@@ -72,17 +72,20 @@ NAME_DESCRIPTION = (
 )
 
 
-ModelName = Annotated[
-    str,
-    Field(
+def name_rule(kind: str, example: str) -> tuple[Any, AfterValidator]:
+    """Metadata of the name of a stored ``kind`` (model, dataset): the registry's rule,
+    documented with ``example``, and names with '..' refused."""
+    field = Field(
         min_length=1,
         max_length=64,
         pattern=NAME_PATTERN,
         description=NAME_DESCRIPTION,
-        examples=["seed"],
-    ),
-    no_double_dot("model"),
-]
+        examples=[example],
+    )
+    return field, no_double_dot(kind)
+
+
+ModelName = Annotated[str, *name_rule("model", "seed")]
 
 
 def _storable(text: str) -> str:

@@ -8,14 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag
 
 from service.api.schemas.common import (
-    NAME_DESCRIPTION,
-    NAME_PATTERN,
     Batch,
     Body,
     LearningRate,
     Out,
     at_most,
-    no_double_dot,
+    name_rule,
 )
 from service.api.schemas.networks import OptimizerSpec
 
@@ -24,17 +22,7 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_EPOCHS = 1_000_000
 
 
-DatasetName = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=NAME_PATTERN,
-        description=NAME_DESCRIPTION,
-        examples=["xor"],
-    ),
-    no_double_dot("dataset"),
-]
+DatasetName = Annotated[str, *name_rule("dataset", "xor")]
 
 
 class DatasetCreate(Body):
