@@ -54,6 +54,36 @@ def rows_of(data: ArrayLike | None) -> int:
     return int(shape[0]) if len(shape) >= 2 else 1
 
 
+# What a computation's answer holds, for its admission here and for the routes that write it.
+
+
+def forward_work(
+    X: ArrayLike, *, trace: bool = False, named: bool = False, binary: bool = False
+) -> Work:
+    """A forward pass of the batch ``X``: its outputs, and with ``trace`` every layer's."""
+    return Work("forward", rows_of(X), outputs=True, trace=trace, named=named, binary=binary)
+
+
+def gradient_work(
+    X: ArrayLike, *, deltas: bool, trace: bool, named: bool = False, binary: bool = False
+) -> Work:
+    """The loss and gradient of the batch ``X``, with its ``deltas`` and ``trace`` if asked."""
+    return Work(
+        "gradient",
+        rows_of(X),
+        trace=trace,
+        deltas=deltas,
+        parameters=True,
+        named=named,
+        binary=binary,
+    )
+
+
+def input_gradient_work(X: ArrayLike, *, jacobian: bool, named: bool, binary: bool = False) -> Work:
+    """The input gradients of the batch ``X``, with the ``jacobian`` if asked."""
+    return Work("input-gradient", rows_of(X), jacobian=jacobian, named=named, binary=binary)
+
+
 class Operations:
     """The computations, each admitted by its cost and run where its size says."""
 
@@ -99,16 +129,14 @@ class Operations:
         self, network: Network, params: Params, X: ArrayLike, *, binary: bool = False
     ) -> FloatArray:
         """The outputs of a forward pass, rows x outputs, the rows in blocks when many."""
-        work = Work("forward", rows_of(X), outputs=True, binary=binary)
-        cost = self.admit(network, work)
+        cost = self.admit(network, forward_work(X, binary=binary))
         return await self.place(cost, forward_outputs, network, params, X, cost.block_rows)
 
     async def trace(
         self, network: Network, params: Params, X: ArrayLike, *, named: bool = False
     ) -> Trace:
         """Every layer's net and out for the batch (answered whole: no blocks)."""
-        work = Work("forward", rows_of(X), outputs=True, trace=True, named=named)
-        cost = self.admit(network, work)
+        cost = self.admit(network, forward_work(X, trace=True, named=named))
         return await self.place(cost, forward, network, params, X)
 
     async def gradient(
@@ -126,15 +154,7 @@ class Operations:
         """The mean loss and its gradient; with ``deltas`` or ``trace`` those of every row
         (the batch whole), else accumulated over blocks of rows (``trace`` and ``deltas`` of
         the result are then empty)."""
-        work = Work(
-            "gradient",
-            rows_of(X),
-            trace=trace,
-            deltas=deltas,
-            parameters=True,
-            named=named,
-            binary=binary,
-        )
+        work = gradient_work(X, deltas=deltas, trace=trace, named=named, binary=binary)
         cost = self.admit(network, work)
         if not work.blocked:
             return await self.place(cost, gradient, network, params, X, T)
@@ -154,7 +174,7 @@ class Operations:
     ) -> InputGradient:
         """The mean loss and its gradient with respect to every input of every row; with
         ``jacobian`` the outputs' too. The rows in blocks when many."""
-        work = Work("input-gradient", rows_of(X), jacobian=jacobian, named=named, binary=binary)
+        work = input_gradient_work(X, jacobian=jacobian, named=named, binary=binary)
         cost = self.admit(network, work)
         return await self.place(
             cost, input_gradient, network, params, X, T, cost.block_rows, jacobian

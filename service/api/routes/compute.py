@@ -38,6 +38,7 @@ from service.api.schemas.compute import (
 )
 from service.core import Network, Params
 from service.operations import Operations, Work, rows_of
+from service.operations.compute import forward_work, gradient_work, input_gradient_work
 from service.operations.cost import answer_numbers
 from service.settings import Settings
 
@@ -136,9 +137,7 @@ async def forward_answer(
 
         return await answers.json_response(ops.store, outputs.size, build, headers)
     named = notation == "named"
-    numbers = answer_numbers(
-        network, Work("forward", rows_of(X), outputs=True, trace=trace, named=named)
-    )
+    numbers = answer_numbers(network, forward_work(X, trace=trace, named=named))
     layers = await ops.trace(network, params, X, named=named)
 
     def build_traced() -> ForwardResponse:
@@ -191,8 +190,7 @@ async def gradient_answer(
         named=notation == "named",
         binary=as_npz,
     )
-    work = Work("gradient", rows_of(X), parameters=True, deltas=deltas, trace=trace)
-    numbers = answer_numbers(network, work)
+    numbers = answer_numbers(network, gradient_work(X, deltas=deltas, trace=trace))
     headers = etag(version) if version is not None else None
     if as_npz:
         render = partial(
@@ -272,8 +270,7 @@ async def input_gradient_answer(
     result = await ops.input_gradient(
         network, model.params, X, T, jacobian=jacobian, named=named, binary=as_npz
     )
-    work = Work("input-gradient", rows_of(X), jacobian=jacobian, named=named)
-    numbers = answer_numbers(network, work)
+    numbers = answer_numbers(network, input_gradient_work(X, jacobian=jacobian, named=named))
     headers = etag(version) if version is not None else None
     if as_npz:
         render = partial(binary.input_gradient_npz, result.loss, result.gradients, result.jacobian)
