@@ -46,6 +46,7 @@ from service.jobs.errors import InvalidDataset
 from service.jobs.events import Notifier
 from service.jobs.training import Position, Step, TrainConfig, Trainer
 from service.registry import (
+    Checkpoint,
     DatasetNotFound,
     JobLost,
     JobNotFound,
@@ -418,11 +419,13 @@ class JobRunner:
         _, record = self.registry.jobs.checkpoint(
             job.id,
             self.owner,
-            specs.pack(s.params, s.state),
-            f"job {job.id} {where}",
-            shown,
-            saved,
-            history,
+            Checkpoint(
+                arrays=specs.pack(s.params, s.state),
+                reason=f"job {job.id} {where}",
+                progress=shown,
+                position=saved,
+                history=history,
+            ),
         )
         handle.kept = shown
         self.notifier.notify(job.id)
@@ -441,16 +444,18 @@ class JobRunner:
         self.registry.jobs.checkpoint(
             job.id,
             self.owner,
-            arrays,
-            f"job {job.id} restores epoch {best.epoch} (version {best.version})",
-            shown,
-            {
-                "epoch": position.epoch,
-                "step": position.step,
-                "position": position.to_json(),
-                "best": best.to_json(),
-                "restored_best": True,
-            },
+            Checkpoint(
+                arrays=arrays,
+                reason=f"job {job.id} restores epoch {best.epoch} (version {best.version})",
+                progress=shown,
+                position={
+                    "epoch": position.epoch,
+                    "step": position.step,
+                    "position": position.to_json(),
+                    "best": best.to_json(),
+                    "restored_best": True,
+                },
+            ),
         )
         handle.live = handle.kept = shown
         self.notifier.notify(job.id)

@@ -20,7 +20,7 @@ from service.jobs import datasets, events
 from service.jobs.datasets import Dataset
 from service.jobs.runner import JobRunner, RunnerConfig, progress
 from service.jobs.training import TrainConfig, Trainer
-from service.registry import DatasetRecord, HistoryEntry, JobRecord, Registry
+from service.registry import DatasetRecord, HistoryEntry, JobRecord, NewJob, Registry
 from service.settings import Settings
 
 
@@ -172,8 +172,7 @@ class JobStore:
             "steps_per_epoch": trainer.batches,
             "total_steps": trainer.total_steps,
         }
-        job = await run_in_threadpool(
-            self.registry.jobs.create_job,
+        new = NewJob(
             new_job_id(),
             model,
             name,
@@ -182,6 +181,7 @@ class JobStore:
             progress(trainer.start(), None),
             None if name is not None else data.arrays(),
         )
+        job = await run_in_threadpool(self.registry.jobs.create_job, new)
         self.runner.submit(job)
         return job
 

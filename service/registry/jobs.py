@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from .records import (
     Arrays,
+    Checkpoint,
     DatasetRecord,
     HistoryEntry,
     JobEvent,
@@ -47,6 +48,7 @@ from .records import (
     JobState,
     JSONObject,
     ModelRecord,
+    NewJob,
 )
 
 
@@ -82,20 +84,9 @@ class JobStorage(ABC):
     # -- jobs ---------------------------------------------------------------------------------
 
     @abstractmethod
-    def create_job(
-        self,
-        job_id: str,
-        model: str,
-        dataset: str | None,
-        config: JSONObject,
-        owner: str,
-        progress: JSONObject,
-        data: Arrays | None = None,
-    ) -> JobRecord:
-        """Store a new ``queued`` job at the model's current version, owned by `owner`.
-
-        `data` holds the job's own arrays (inline training data). ModelNotFound; ModelBusy if
-        another job is active on the model. Appends event 1 (``state``).
+    def create_job(self, job: NewJob) -> JobRecord:
+        """Store ``job``, ``queued`` at the model's current version. ModelNotFound; ModelBusy
+        if another job is active on the model. Appends event 1 (``state``).
         """
 
     @abstractmethod
@@ -130,21 +121,15 @@ class JobStorage(ABC):
 
     @abstractmethod
     def checkpoint(
-        self,
-        job_id: str,
-        owner: str,
-        arrays: Arrays,
-        reason: str,
-        progress: JSONObject,
-        checkpoint: JSONObject,
-        history: JSONObject | None = None,
+        self, job_id: str, owner: str, point: Checkpoint
     ) -> tuple[JobRecord, ModelRecord]:
-        """Atomically commit `arrays` as the model's next version and save the job's position.
+        """Atomically commit the ``point``'s arrays as the model's next version and save the
+        job's position.
 
-        `progress` becomes the job's progress and the one kept with this checkpoint. The model
-        must still be at the job's ``version`` (VersionConflict otherwise) and the job running
-        for `owner` (JobLost). With `history`, appends an entry to the model's history.
-        Appends a ``progress`` event. Durable when it returns.
+        Its ``progress`` becomes the job's progress and the one kept with this checkpoint. The
+        model must still be at the job's ``version`` (VersionConflict otherwise) and the job
+        running for `owner` (JobLost). With ``history``, appends an entry to the model's
+        history. Appends a ``progress`` event. Durable when it returns.
         """
 
     @abstractmethod

@@ -24,6 +24,7 @@ from .jobs import JobStorage
 from .records import (
     ACTIVE,
     Arrays,
+    Checkpoint,
     DatasetRecord,
     EventKind,
     HistoryEntry,
@@ -32,6 +33,7 @@ from .records import (
     JobState,
     JSONObject,
     ModelRecord,
+    NewJob,
     digest,
     event_data,
     timestamp,
@@ -223,31 +225,19 @@ class MemoryJobs(JobStorage):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def create_job(
-        self,
-        job_id: str,
-        model: str,
-        dataset: str | None,
-        config: JSONObject,
-        owner: str,
-        progress: JSONObject,
-        data: Arrays | None = None,
-    ) -> JobRecord:
+    def create_job(self, job: NewJob) -> JobRecord:
         """Store a new queued job; ModelNotFound, ModelBusy."""
-        config_text, progress_text = encode_spec(config), encode_spec(progress)
-        blob = None if data is None else encode_arrays(data)
+        stored = transitions.encoded(job)
         with self._lock:
             self._check_open()
-            version = self._models._model_version(model)
-            self.refuse_if_busy(model)
-            if job_id in self._jobs:
-                raise ValueError(f"job id {job_id!r} is taken")
+            version = self._models._model_version(job.model)
+            self.refuse_if_busy(job.model)
+            if job.id in self._jobs:
+                raise ValueError(f"job id {job.id!r} is taken")
             now = time.time()
-            new = transitions.new_job(
-                job_id, model, dataset, config_text, progress_text, version, owner, blob, now
-            )
-            job = self._jobs[job_id] = _Job(**new.fields, updated_at=now)
-            return self._apply(job, transitions.Change({}, new.event), now)
+            new = transitions.new_job(job, stored, version, now)
+            row = self._jobs[job.id] = _Job(**new.fields, updated_at=now)
+            return self._apply(row, transitions.Change({}, new.event), now)
 
     def active_job(self, model: str) -> str | None:
         """The id of the model's queued or running job, if any."""
@@ -303,26 +293,19 @@ class MemoryJobs(JobStorage):
             return self._apply(job, transitions.start(job, owner, now), now)
 
     def checkpoint(
-        self,
-        job_id: str,
-        owner: str,
-        arrays: Arrays,
-        reason: str,
-        progress: JSONObject,
-        checkpoint: JSONObject,
-        history: JSONObject | None = None,
+        self, job_id: str, owner: str, point: Checkpoint
     ) -> tuple[JobRecord, ModelRecord]:
         """Commit the next model version and the job's position together."""
-        blob = encode_arrays(arrays)
-        progress_text, checkpoint_text = encode_spec(progress), encode_spec(checkpoint)
-        history_data = None if history is None else decode_spec(encode_spec(history))
+        blob = encode_arrays(point.arrays)
+        progress_text, position_text = encode_spec(point.progress), encode_spec(point.position)
+        history_data = None if point.history is None else decode_spec(encode_spec(point.history))
         with self._lock:
             job = self._job(job_id)
             transitions.check_owner(job, owner)
-            model = self._models._commit_locked(job.model, blob, job.version, reason)
+            model = self._models._commit_locked(job.model, blob, job.version, point.reason)
             now = time.time()
             change = transitions.checkpoint(
-                job, owner, model.version, progress_text, checkpoint_text, now
+                job, owner, model.version, progress_text, position_text, now
             )
             record = self._apply(job, change, now)
             if history_data is not None:

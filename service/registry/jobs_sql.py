@@ -42,6 +42,7 @@ from .errors import (
 from .jobs import JobStorage
 from .records import (
     Arrays,
+    Checkpoint,
     DatasetRecord,
     HistoryEntry,
     JobEvent,
@@ -49,6 +50,7 @@ from .records import (
     JobState,
     JSONObject,
     ModelRecord,
+    NewJob,
     digest,
     event_data,
     timestamp,
@@ -232,28 +234,16 @@ class SqlJobs(JobStorage):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def create_job(
-        self,
-        job_id: str,
-        model: str,
-        dataset: str | None,
-        config: JSONObject,
-        owner: str,
-        progress: JSONObject,
-        data: Arrays | None = None,
-    ) -> JobRecord:
+    def create_job(self, job: NewJob) -> JobRecord:
         """Store a new queued job; ModelNotFound, ModelBusy."""
-        config_text, progress_text = encode_spec(config), encode_spec(progress)
-        blob = None if data is None else encode_arrays(data)
+        stored = transitions.encoded(job)
         now = time.time()
         with self._tx(write=True) as tx:
-            version = self._models._lock_model(tx, model)
-            self.refuse_if_busy(tx, model)
-            if tx.rows("SELECT 1 FROM jobs WHERE id = %s", (job_id,)):
-                raise ValueError(f"job id {job_id!r} is taken")
-            new = transitions.new_job(
-                job_id, model, dataset, config_text, progress_text, version, owner, blob, now
-            )
+            version = self._models._lock_model(tx, job.model)
+            self.refuse_if_busy(tx, job.model)
+            if tx.rows("SELECT 1 FROM jobs WHERE id = %s", (job.id,)):
+                raise ValueError(f"job id {job.id!r} is taken")
+            new = transitions.new_job(job, stored, version, now)
             columns = {**new.fields, "updated_at": now, "last_event": 0}
             values = [int(v) if isinstance(v, bool) else v for v in columns.values()]
             tx.rows(
@@ -261,9 +251,9 @@ class SqlJobs(JobStorage):
                 f" VALUES ({', '.join(['%s'] * len(columns))})",
                 values,
             )
-            job = self._apply(tx, job_id, transitions.Change({}, new.event), now)
+            record = self._apply(tx, job.id, transitions.Change({}, new.event), now)
         self._models._stored()
-        return job
+        return record
 
     def active_job(self, model: str) -> str | None:
         """The id of the model's queued or running job, if any."""
@@ -325,19 +315,12 @@ class SqlJobs(JobStorage):
             return self._apply(tx, job_id, transitions.start(job, owner, now), now)
 
     def checkpoint(
-        self,
-        job_id: str,
-        owner: str,
-        arrays: Arrays,
-        reason: str,
-        progress: JSONObject,
-        checkpoint: JSONObject,
-        history: JSONObject | None = None,
+        self, job_id: str, owner: str, point: Checkpoint
     ) -> tuple[JobRecord, ModelRecord]:
         """Commit the next model version and the job's position together."""
-        blob = encode_arrays(arrays)
-        progress_text, checkpoint_text = encode_spec(progress), encode_spec(checkpoint)
-        history_text = None if history is None else encode_spec(history)
+        blob = encode_arrays(point.arrays)
+        progress_text, position_text = encode_spec(point.progress), encode_spec(point.position)
+        history_text = None if point.history is None else encode_spec(point.history)
         with self._tx(write=True) as tx:
             # The job's owner first, as the memory backend checks it (a job that ended is lost
             # to its owner also once its model is gone); then the model's row is locked before
@@ -347,7 +330,7 @@ class SqlJobs(JobStorage):
             self._models._lock_model(tx, job.model)
             job = self._read_job(tx, job_id, lock=True)
             transitions.check_owner(job, owner)
-            record = self._models._swap(tx, job.model, blob, job.version, reason, job=True)
+            record = self._models._swap(tx, job.model, blob, job.version, point.reason, job=True)
             now = time.time()
             if history_text is not None:
                 (seq,) = tx.rows(
@@ -360,7 +343,7 @@ class SqlJobs(JobStorage):
                     (job.model, seq, job_id, record.version, history_text, now),
                 )
             change = transitions.checkpoint(
-                job, owner, record.version, progress_text, checkpoint_text, now
+                job, owner, record.version, progress_text, position_text, now
             )
             job = self._apply(tx, job_id, change, now)
         self._models._stored()

@@ -67,6 +67,36 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
+class NewJob:
+    """A job to store (:meth:`~service.registry.jobs.JobStorage.create_job`): ``id``, the
+    ``model`` it trains, the stored ``dataset`` it trains on or its own arrays ``data`` (inline
+    training data), its ``config`` and first ``progress``, and the replica that ``owner``s it."""
+
+    id: str
+    model: str
+    dataset: str | None
+    config: JSONObject
+    owner: str
+    progress: JSONObject
+    data: Arrays | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a job's checkpoint commits in one transaction
+    (:meth:`~service.registry.jobs.JobStorage.checkpoint`): ``arrays`` as the model's next
+    version, made for ``reason``; the job's ``progress`` (shown, and kept with this checkpoint)
+    and ``position`` (where a resumed run continues: the job's ``checkpoint``); with
+    ``history``, an entry of the model's training history."""
+
+    arrays: Arrays
+    reason: str
+    progress: JSONObject
+    position: JSONObject
+    history: JSONObject | None = None
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """A training job as stored.
 

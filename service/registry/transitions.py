@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .codec import encode_arrays, encode_spec
 from .errors import JobLost, JobStateConflict, ModelBusy, ModelChanged
-from .records import RESUMABLE, EventKind, JobState
+from .records import RESUMABLE, EventKind, JobState, NewJob
 
 #: The states a running job's owner may finish it in.
 FINAL: tuple[JobState, ...] = ("succeeded", "failed", "cancelled", "interrupted")
@@ -47,35 +48,40 @@ class Change:
     event: EventKind | None
 
 
-def new_job(
-    job_id: str,
-    model: str,
-    dataset: str | None,
-    config: str,
-    progress: str,
-    version: int,
-    owner: str,
-    data: bytes | None,
-    now: float,
-) -> Change:
-    """A job created ``queued`` at the model's `version` (the store checks the model exists
-    and is not busy); its first event is a ``state`` one."""
+@dataclass(frozen=True)
+class Encoded:
+    """A new job's JSON objects and arrays as stored: encoded before a store takes its lock."""
+
+    config: str
+    progress: str
+    data: bytes | None
+
+
+def encoded(job: NewJob) -> Encoded:
+    """``job``'s config, progress and own arrays as the stores keep them."""
+    data = None if job.data is None else encode_arrays(job.data)
+    return Encoded(encode_spec(job.config), encode_spec(job.progress), data)
+
+
+def new_job(job: NewJob, stored: Encoded, version: int, now: float) -> Change:
+    """``job`` created ``queued`` at the model's `version` (the store checks the model exists
+    and is not busy), its fields ``stored``; its first event is a ``state`` one."""
     fields: dict[str, Any] = {
-        "id": job_id,
-        "model": model,
-        "dataset": dataset,
+        "id": job.id,
+        "model": job.model,
+        "dataset": job.dataset,
         "state": "queued",
-        "config": config,
-        "progress": progress,
-        "kept_progress": progress,
+        "config": stored.config,
+        "progress": stored.progress,
+        "kept_progress": stored.progress,
         "checkpoint": None,
         "version": version,
-        "owner": owner,
+        "owner": job.owner,
         "cancel_requested": False,
         "error": None,
         "created_at": now,
         "heartbeat_at": now,
-        "data": data,
+        "data": stored.data,
     }
     return Change(fields, "state")
 

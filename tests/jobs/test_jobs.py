@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+from service.registry import NewJob
 from tests.api.support import SEED_PARAMETERS, arrays, assert_close, assert_problem
 from tests.jobs.conftest import Apps
 from tests.jobs.support import (
@@ -271,7 +272,9 @@ async def test_jobs_left_by_a_dead_process_are_marked_interrupted(apps: Apps) ->
     await wait_for(client, job["id"])
     registry = next(iter(apps.apps.values())).state.store.registry
     config = registry.jobs.get_job(job["id"]).config
-    registry.jobs.create_job("ghost-job", "orphan", None, config, "dead-process", {}, XOR_ARRAYS)
+    registry.jobs.create_job(
+        NewJob("ghost-job", "orphan", None, config, "dead-process", {}, XOR_ARRAYS)
+    )
     job = await wait_for(client, "ghost-job", ["interrupted"], timeout=10)
     assert job["finished_at"] is not None
 

@@ -10,6 +10,7 @@ import pytest
 from numpy.typing import NDArray
 
 from service.registry import (
+    Checkpoint,
     DatasetExists,
     DatasetInUse,
     DatasetNotFound,
@@ -19,6 +20,7 @@ from service.registry import (
     ModelBusy,
     ModelChanged,
     ModelNotFound,
+    NewJob,
     Registry,
 )
 
@@ -41,7 +43,7 @@ def data(seed: int = 0) -> dict[str, NDArray[Any]]:
 
 def running_job(registry: Registry, job_id: str = "j1", model: str = "m") -> None:
     registry.create(model, SPEC, bundle())
-    registry.jobs.create_job(job_id, model, None, CONFIG, ME, {"epoch": 0})
+    registry.jobs.create_job(NewJob(job_id, model, None, CONFIG, ME, {"epoch": 0}))
     registry.jobs.start_job(job_id, ME)
 
 
@@ -91,7 +93,7 @@ def test_deleted_dataset_is_gone(registry: Registry) -> None:
 def test_dataset_of_an_active_job_cannot_be_deleted(registry: Registry) -> None:
     registry.create("m", SPEC, bundle())
     registry.jobs.create_dataset("d", {}, data())
-    registry.jobs.create_job("j1", "m", "d", CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j1", "m", "d", CONFIG, ME, {}))
     with pytest.raises(DatasetInUse) as info:
         registry.jobs.delete_dataset("d")
     assert info.value.job == "j1"
@@ -105,7 +107,7 @@ def test_dataset_of_an_active_job_cannot_be_deleted(registry: Registry) -> None:
 def test_new_job_is_queued_at_the_models_version(registry: Registry) -> None:
     registry.create("m", SPEC, bundle())
     registry.commit("m", bundle(1), 1, "train-step")
-    job = registry.jobs.create_job("j1", "m", None, CONFIG, ME, {"epoch": 0}, data())
+    job = registry.jobs.create_job(NewJob("j1", "m", None, CONFIG, ME, {"epoch": 0}, data()))
     assert (job.id, job.model, job.state, job.version, job.owner) == ("j1", "m", "queued", 2, ME)
     assert (job.config, job.progress, job.checkpoint) == (CONFIG, {"epoch": 0}, None)
     assert job.last_event == 1 and job.started_at is None and job.heartbeat_at is not None
@@ -122,7 +124,7 @@ def test_new_job_is_queued_at_the_models_version(registry: Registry) -> None:
 
 def test_job_on_a_missing_model_raises_model_not_found(registry: Registry) -> None:
     with pytest.raises(ModelNotFound):
-        registry.jobs.create_job("j1", "nope", None, CONFIG, ME, {})
+        registry.jobs.create_job(NewJob("j1", "nope", None, CONFIG, ME, {}))
 
 
 def test_unknown_job_raises_job_not_found(registry: Registry) -> None:
@@ -138,9 +140,9 @@ def test_unknown_job_raises_job_not_found(registry: Registry) -> None:
 
 def test_a_model_has_at_most_one_active_job(registry: Registry) -> None:
     registry.create("m", SPEC, bundle())
-    registry.jobs.create_job("j1", "m", None, CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j1", "m", None, CONFIG, ME, {}))
     with pytest.raises(ModelBusy) as info:
-        registry.jobs.create_job("j2", "m", None, CONFIG, ME, {})
+        registry.jobs.create_job(NewJob("j2", "m", None, CONFIG, ME, {}))
     assert info.value.job == "j1"
 
 
@@ -157,7 +159,7 @@ def test_model_busy_comes_before_a_stale_version(registry: Registry) -> None:
     """A writer that read the model before the job's last checkpoint learns of the job, not of
     a version conflict it would retry forever."""
     running_job(registry)
-    registry.jobs.checkpoint("j1", ME, bundle(5), "x", {}, {})
+    registry.jobs.checkpoint("j1", ME, Checkpoint(bundle(5), "x", {}, {}))
     with pytest.raises(ModelBusy):
         registry.commit("m", bundle(1), 1, "train-step")
     with pytest.raises(ModelBusy):
@@ -167,7 +169,7 @@ def test_model_busy_comes_before_a_stale_version(registry: Registry) -> None:
 def test_active_job_names_the_queued_or_running_job(registry: Registry) -> None:
     registry.create("m", SPEC, bundle())
     assert registry.jobs.active_job("m") is None
-    registry.jobs.create_job("j1", "m", None, CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j1", "m", None, CONFIG, ME, {}))
     assert registry.jobs.active_job("m") == "j1"
     registry.jobs.start_job("j1", ME)
     assert registry.jobs.active_job("m") == "j1"
@@ -179,7 +181,7 @@ def test_ended_job_frees_the_model(registry: Registry) -> None:
     running_job(registry)
     registry.jobs.finish_job("j1", ME, "succeeded", {"epoch": 3}, None)
     assert registry.commit("m", bundle(1), 1, "train-step").version == 2
-    registry.jobs.create_job("j2", "m", None, CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j2", "m", None, CONFIG, ME, {}))
 
 
 # -- jobs: state machine ----------------------------------------------------------------------
@@ -187,7 +189,7 @@ def test_ended_job_frees_the_model(registry: Registry) -> None:
 
 def test_start_moves_a_queued_job_to_running_for_its_owner_only(registry: Registry) -> None:
     registry.create("m", SPEC, bundle())
-    registry.jobs.create_job("j1", "m", None, CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j1", "m", None, CONFIG, ME, {}))
     with pytest.raises(JobLost):
         registry.jobs.start_job("j1", OTHER)
     job = registry.jobs.start_job("j1", ME)
@@ -200,7 +202,7 @@ def test_checkpoint_commits_a_version_with_the_jobs_position(registry: Registry)
     running_job(registry)
     position = {"epoch": 1, "rng": {"state": 2**127 + 1}}
     job, model = registry.jobs.checkpoint(
-        "j1", ME, bundle(5), "job j1 epoch 1", {"loss": 0.5}, position, {"loss": 0.5}
+        "j1", ME, Checkpoint(bundle(5), "job j1 epoch 1", {"loss": 0.5}, position, {"loss": 0.5})
     )
     assert model.version == 2 == job.version == registry.current_version("m")
     assert (job.checkpoint, job.progress) == (position, {"loss": 0.5})
@@ -210,19 +212,21 @@ def test_checkpoint_commits_a_version_with_the_jobs_position(registry: Registry)
     assert (entry.seq, entry.job, entry.version, entry.data) == (1, "j1", 2, {"loss": 0.5})
     event = registry.jobs.job_events("j1")[-1]
     assert (event.kind, event.data["version"], event.data["loss"]) == ("progress", 2, 0.5)
-    job, _ = registry.jobs.checkpoint("j1", ME, bundle(6), "job j1 step 9", {}, {"epoch": 1})
+    job, _ = registry.jobs.checkpoint(
+        "j1", ME, Checkpoint(bundle(6), "job j1 step 9", {}, {"epoch": 1})
+    )
     assert job.version == 3 and len(registry.jobs.history("m", 10)) == 1
 
 
 def test_only_the_owner_of_a_running_job_can_checkpoint_or_finish_it(registry: Registry) -> None:
     running_job(registry)
     with pytest.raises(JobLost):
-        registry.jobs.checkpoint("j1", OTHER, bundle(5), "x", {}, {})
+        registry.jobs.checkpoint("j1", OTHER, Checkpoint(bundle(5), "x", {}, {}))
     with pytest.raises(JobLost):
         registry.jobs.finish_job("j1", OTHER, "succeeded", {}, None)
     registry.jobs.interrupt_jobs(owner=ME)
     with pytest.raises(JobLost):
-        registry.jobs.checkpoint("j1", ME, bundle(5), "x", {}, {})
+        registry.jobs.checkpoint("j1", ME, Checkpoint(bundle(5), "x", {}, {}))
     assert registry.current_version("m") == 1
 
 
@@ -237,7 +241,7 @@ def test_finish_records_the_final_state_and_an_end_event(registry: Registry) -> 
 
 def test_cancel_ends_a_queued_job_at_once(registry: Registry) -> None:
     registry.create("m", SPEC, bundle())
-    registry.jobs.create_job("j1", "m", None, CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j1", "m", None, CONFIG, ME, {}))
     job = registry.jobs.cancel_job("j1")
     assert job.state == "cancelled" and job.finished_at is not None
     assert registry.jobs.cancel_job("j1") == job  # cancelling again changes nothing
@@ -279,7 +283,7 @@ def test_an_interrupted_job_reports_the_progress_of_its_last_checkpoint(
     registry: Registry,
 ) -> None:
     running_job(registry, "j1", "m1")
-    registry.jobs.checkpoint("j1", ME, bundle(5), "x", {"step": 8}, {"step": 8})
+    registry.jobs.checkpoint("j1", ME, Checkpoint(bundle(5), "x", {"step": 8}, {"step": 8}))
     registry.jobs.heartbeat(ME, {"j1": {"step": 13}})
     assert registry.jobs.get_job("j1").progress == {"step": 13}  # live while it runs
     [job] = registry.jobs.interrupt_jobs(stale_before=datetime.now(UTC) + timedelta(seconds=1))
@@ -313,7 +317,7 @@ def test_heartbeat_refreshes_the_owners_active_jobs(registry: Registry) -> None:
 
 def test_resume_requeues_an_interrupted_job_for_a_new_owner(registry: Registry) -> None:
     running_job(registry)
-    registry.jobs.checkpoint("j1", ME, bundle(5), "x", {}, {"epoch": 1})
+    registry.jobs.checkpoint("j1", ME, Checkpoint(bundle(5), "x", {}, {"epoch": 1}))
     registry.jobs.interrupt_jobs(owner=ME)
     job = registry.jobs.resume_job("j1", OTHER)
     assert (job.state, job.owner, job.version, job.finished_at) == ("queued", OTHER, 2, None)
@@ -342,7 +346,7 @@ def test_resume_refuses_a_model_changed_since_the_checkpoint(registry: Registry)
 def test_resume_refuses_while_another_job_trains_the_model(registry: Registry) -> None:
     running_job(registry)
     registry.jobs.interrupt_jobs(owner=ME)
-    registry.jobs.create_job("j2", "m", None, CONFIG, ME, {})
+    registry.jobs.create_job(NewJob("j2", "m", None, CONFIG, ME, {}))
     with pytest.raises(ModelBusy):
         registry.jobs.resume_job("j1", ME)
 
@@ -368,7 +372,7 @@ def test_jobs_are_listed_newest_first(registry: Registry) -> None:
     registry.create("a", SPEC, bundle())
     registry.create("b", SPEC, bundle())
     for job_id, model in (("j1", "a"), ("j2", "b"), ("j3", "a")):
-        registry.jobs.create_job(job_id, model, None, CONFIG, ME, {})
+        registry.jobs.create_job(NewJob(job_id, model, None, CONFIG, ME, {}))
         registry.jobs.cancel_job(job_id)
     assert [j.id for j in registry.jobs.list_jobs(2)] == ["j3", "j2"]
     assert [j.id for j in registry.jobs.list_jobs(2, before="j2")] == ["j1"]
@@ -380,7 +384,7 @@ def test_jobs_are_counted_by_state(registry: Registry) -> None:
     assert registry.jobs.count_jobs_by_state() == {}
     for job_id, model in (("j1", "a"), ("j2", "b"), ("j3", "c")):
         registry.create(model, SPEC, bundle())
-        registry.jobs.create_job(job_id, model, None, CONFIG, ME, {})
+        registry.jobs.create_job(NewJob(job_id, model, None, CONFIG, ME, {}))
     registry.jobs.cancel_job("j1")
     assert registry.jobs.count_jobs_by_state() == {"cancelled": 1, "queued": 2}
 
@@ -388,7 +392,7 @@ def test_jobs_are_counted_by_state(registry: Registry) -> None:
 def test_history_is_paginated_and_deleted_with_its_model(registry: Registry) -> None:
     running_job(registry)
     for epoch in range(1, 4):
-        registry.jobs.checkpoint("j1", ME, bundle(epoch), "x", {}, {}, {"epoch": epoch})
+        registry.jobs.checkpoint("j1", ME, Checkpoint(bundle(epoch), "x", {}, {}, {"epoch": epoch}))
     assert [e.data["epoch"] for e in registry.jobs.history("m", 2)] == [1, 2]
     assert [e.seq for e in registry.jobs.history("m", 2, after=2)] == [3]
     registry.jobs.finish_job("j1", ME, "succeeded", {}, None)
@@ -404,7 +408,9 @@ def test_jobs_and_datasets_survive_a_reopen(reopen_registry: RegistryFactory) ->
     first = reopen_registry()
     first.jobs.create_dataset("d", {"rows": 3}, data())
     running_job(first)
-    first.jobs.checkpoint("j1", ME, bundle(5), "x", {"loss": 1.0}, {"epoch": 1}, {"epoch": 1})
+    first.jobs.checkpoint(
+        "j1", ME, Checkpoint(bundle(5), "x", {"loss": 1.0}, {"epoch": 1}, {"epoch": 1})
+    )
     first.close()
     second = reopen_registry()
     assert_bit_exact(second.jobs.dataset_arrays("d")[1], data())
@@ -432,8 +438,12 @@ def test_a_job_that_cannot_resume_says_so_whatever_became_of_its_model(
 _ACTIONS: dict[str, Any] = {
     "start": lambda r, j: r.jobs.start_job(j, ME),
     "start by another": lambda r, j: r.jobs.start_job(j, OTHER),
-    "checkpoint": lambda r, j: r.jobs.checkpoint(j, ME, bundle(1), "x", {"e": 1}, {"e": 1}),
-    "checkpoint by another": lambda r, j: r.jobs.checkpoint(j, OTHER, bundle(1), "x", {}, {}),
+    "checkpoint": lambda r, j: r.jobs.checkpoint(
+        j, ME, Checkpoint(bundle(1), "x", {"e": 1}, {"e": 1})
+    ),
+    "checkpoint by another": lambda r, j: r.jobs.checkpoint(
+        j, OTHER, Checkpoint(bundle(1), "x", {}, {})
+    ),
     "finish": lambda r, j: r.jobs.finish_job(j, ME, "succeeded", {}, None),
     "finish by another": lambda r, j: r.jobs.finish_job(j, OTHER, "succeeded", {}, None),
     "cancel": lambda r, j: r.jobs.cancel_job(j),
@@ -443,7 +453,7 @@ _ACTIONS: dict[str, Any] = {
 
 def _job_in(registry: Registry, state: str, job_id: str, model: str) -> None:
     registry.create(model, SPEC, bundle())
-    registry.jobs.create_job(job_id, model, None, CONFIG, ME, {"epoch": 0})
+    registry.jobs.create_job(NewJob(job_id, model, None, CONFIG, ME, {"epoch": 0}))
     if state == "cancelled":
         registry.jobs.cancel_job(job_id)
     elif state != "queued":
@@ -518,7 +528,7 @@ def test_a_taken_job_id_is_refused_alike(registry: Registry) -> None:
     running_job(registry)
     registry.jobs.finish_job("j1", ME, "succeeded", {}, None)
     with pytest.raises(ValueError, match="taken"):
-        registry.jobs.create_job("j1", "m", None, CONFIG, ME, {})
+        registry.jobs.create_job(NewJob("j1", "m", None, CONFIG, ME, {}))
     assert registry.jobs.get_job("j1").state == "succeeded"
     assert registry.jobs.count_jobs() == 1
 
