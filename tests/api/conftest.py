@@ -4,26 +4,13 @@ driving them in process."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any, Protocol
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from service.api.app import create_app
-from service.settings import Settings
-from tests.api.support import Pool, client_for
+from tests.api.support import AppFactory, Pool, client_for, closing_apps
+from tests.conftest import BACKENDS
 from tests.postgres import PostgresSchemas
-
-BACKENDS = ["memory", "sqlite", "postgres"]
-
-
-class AppFactory(Protocol):
-    """Builds an app on the test's registry with the settings given (the defaults for the
-    rest); every app built is closed at teardown."""
-
-    def __call__(self, **settings: Any) -> FastAPI: ...
 
 
 @pytest.fixture
@@ -31,29 +18,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=BACKENDS)
-def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty registry of each backend."""
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "postgres":
-        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-        return schemas.create()
-    return f"sqlite:///{tmp_path}/r.db"
-
-
 @pytest.fixture
 def make_app(registry_url: str) -> Iterator[AppFactory]:
-    apps: list[FastAPI] = []
-
-    def make(**settings: Any) -> FastAPI:
-        app = create_app(Settings(registry=registry_url, **settings))
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.state.store.close()
+    """Apps on a new, empty registry of each backend (``registry_url``)."""
+    with closing_apps(registry_url) as make:
+        yield make
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
-"""Shared helpers of the HTTP tests: the seed's worked example, an independent NumPy reference
-of backpropagation, tolerant comparisons and problem-response checks."""
+"""Shared helpers of the HTTP tests: apps closed after use, the seed's worked example, an
+independent NumPy reference of backpropagation, tolerant comparisons and problem-response
+checks."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -55,6 +57,40 @@ def client_for(app: FastAPI) -> httpx.AsyncClient:
     """An HTTP client on the app, in process; server errors come back as 500 responses."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+class AppFactory(Protocol):
+    """Builds an app with the settings given (the factory's registry, and the defaults for the
+    rest, where they name none); every app built is closed at teardown."""
+
+    def __call__(self, **settings: Any) -> FastAPI: ...
+
+
+@contextmanager
+def closing_apps(registry: str) -> Iterator[AppFactory]:
+    """A factory of apps on ``registry`` that closes every app it built on exit."""
+    apps: list[FastAPI] = []
+
+    def make(**settings: Any) -> FastAPI:
+        app = create_app(Settings(**{"registry": registry, **settings}))
+        apps.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in apps:
+            app.state.store.close()
+
+
+@asynccontextmanager
+async def seeded_client(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a new app on a memory registry that holds the seed model ``seed``, built with
+    the settings given; the app is closed on exit."""
+    with closing_apps("memory://") as make:
+        async with client_for(make(**settings)) as client:
+            await create_seed(client)
+            yield client
 
 
 async def create_seed(

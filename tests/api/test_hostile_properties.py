@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.settings import Settings
-from tests.api.conftest import BACKENDS
 from tests.api.hostile import (
     JSON_ROUTES,
     ROUTE_IDS,
@@ -43,6 +42,7 @@ from tests.api.support import (
     client_for,
     seed_model,
 )
+from tests.conftest import BACKENDS
 from tests.postgres import PostgresSchemas
 
 JSON = Any

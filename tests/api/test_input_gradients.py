@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from service.core import FloatArray, Network, Params, Trace, propagation
-from tests.api.conftest import AppFactory
 from tests.api.support import (
     SEED,
     SEED_INPUTS,
     SEED_NETWORK,
     SEED_PARAMETERS,
     SEED_TARGETS,
+    AppFactory,
     assert_problem,
     client_for,
     create_seed,

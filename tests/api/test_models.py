@@ -21,7 +21,6 @@ from service.core import (
     gradient,
     step,
 )
-from tests.api.conftest import AppFactory
 from tests.api.support import (
     AFTER_STEP,
     AFTER_STEP_NAMED,
@@ -34,6 +33,7 @@ from tests.api.support import (
     SEED_PARAMETERS,
     SEED_PARAMETERS_NAMED,
     SEED_TARGETS,
+    AppFactory,
     arrays,
     assert_close,
     assert_problem,

@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.settings import Settings
-from tests.api.support import client_for, create_seed
+from tests.api.support import seeded_client
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -23,11 +21,5 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """A client of a new app on a memory registry that holds the seed model ``seed``."""
-    settings = Settings(registry="memory://", max_body_bytes=MAX_BODY_BYTES)
-    app = create_app(settings)
-    try:
-        async with client_for(app) as c:
-            await create_seed(c)
-            yield c
-    finally:
-        app.state.store.close()
+    async with seeded_client(max_body_bytes=MAX_BODY_BYTES) as c:
+        yield c

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +14,7 @@ from fastapi import FastAPI
 from service.api.app import create_app
 from service.settings import Settings
 from tests.api.support import client_for
-from tests.postgres import PostgresSchemas
 
-BACKENDS = ["memory", "sqlite", "postgres"]
 # Quick heartbeats, so that tests of stale jobs take a second, not half a minute.
 FAST: dict[str, Any] = {"job_heartbeat_seconds": 0.1, "job_stale_seconds": 1.0}
 
@@ -25,17 +22,6 @@ FAST: dict[str, Any] = {"job_heartbeat_seconds": 0.1, "job_stale_seconds": 1.0}
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=BACKENDS)
-def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty registry of each backend."""
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "postgres":
-        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-        return schemas.create()
-    return f"sqlite:///{tmp_path}/r.db"
 
 
 class Apps:
@@ -98,13 +84,8 @@ async def memory_client(memory_apps: Apps) -> httpx.AsyncClient:
     return await memory_apps()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def persistent_apps(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Apps]:
+@pytest.fixture
+async def persistent_apps(shared_registry: str) -> AsyncIterator[Apps]:
     """Apps on one registry that outlives them (SQLite, PostgreSQL), for restarts."""
-    if request.param == "postgres":
-        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-        url = schemas.create()
-    else:
-        url = f"sqlite:///{tmp_path}/jobs.db"
-    async for started in _apps(url):
+    async for started in _apps(shared_registry):
         yield started

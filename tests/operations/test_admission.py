@@ -11,8 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.support import assert_problem, client_for
-from tests.ops.conftest import AppFactory
+from tests.api.support import AppFactory, assert_problem, client_for
 
 MIB = 1 << 20
 SMALL = {"max_request_memory_bytes": 16 * MIB, "max_answer_bytes": 4 * MIB}

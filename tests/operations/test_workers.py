@@ -42,8 +42,7 @@ from service.workers import (
     WorkerOutOfMemory,
     WorkerPool,
 )
-from tests.api.support import client_for
-from tests.ops.conftest import AppFactory
+from tests.api.support import AppFactory, client_for
 
 MIB = 1 << 20
 LIMITS = Limits(max_seconds=30.0, rate=1e9, max_memory=256 * MIB, max_answer=64 * MIB)

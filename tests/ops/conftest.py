@@ -4,21 +4,11 @@ chooses, and in-process clients of them."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Protocol
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from service.api.app import create_app
-from service.settings import Settings
-from tests.api.support import client_for
-
-
-class AppFactory(Protocol):
-    """Builds an app with ``Settings(registry="memory://", **overrides)``; closed at teardown."""
-
-    def __call__(self, **overrides: Any) -> FastAPI: ...
+from tests.api.support import AppFactory, client_for, closing_apps
 
 
 @pytest.fixture
@@ -28,16 +18,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def make_app() -> Iterator[AppFactory]:
-    apps: list[FastAPI] = []
-
-    def make(**overrides: Any) -> FastAPI:
-        app = create_app(Settings(**{"registry": "memory://", **overrides}))
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.state.store.close()
+    """Apps on an in-memory registry unless the settings name another."""
+    with closing_apps("memory://") as make:
+        yield make
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from pydantic import SecretStr
 from service.api.app import create_app
 from service.api.auth import ROUTE_ROLES, InvalidApiKeys, load_keys, required_role
 from service.settings import Settings
-from tests.api.support import SEED_DATA, assert_problem, client_for, seed_model
-from tests.ops.conftest import AppFactory
+from tests.api.support import SEED_DATA, AppFactory, assert_problem, client_for, seed_model
 
 pytestmark = pytest.mark.anyio
 

@@ -21,11 +21,11 @@ from tests.api.support import (
     SEED_DATA,
     SEED_NETWORK,
     SEED_PARAMETERS,
+    AppFactory,
     assert_problem,
     client_for,
     seed_model,
 )
-from tests.ops.conftest import AppFactory
 
 SEED_PARAMETER_COUNT = 25
 # A budget that the seed's one-row requests fit and 40 rows of a gradient do not:

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from service.api.logging import JsonFormatter, RequestLog, log_config
-from tests.api.support import client_for, seed_model
-from tests.ops.conftest import AppFactory
+from tests.api.support import AppFactory, client_for, seed_model
 
 pytestmark = pytest.mark.anyio
 

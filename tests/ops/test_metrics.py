@@ -7,8 +7,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.support import SEED_DATA, SEED_NETWORK, SEED_PARAMETERS, client_for, seed_model
-from tests.ops.conftest import AppFactory
+from tests.api.support import (
+    SEED_DATA,
+    SEED_NETWORK,
+    SEED_PARAMETERS,
+    AppFactory,
+    client_for,
+    seed_model,
+)
 
 pytestmark = pytest.mark.anyio
 

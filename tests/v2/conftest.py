@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.api.app import create_app
-from service.settings import Settings
-from tests.api.support import client_for, create_seed
+from tests.api.support import seeded_client
 
 
 @pytest.fixture
@@ -21,10 +19,5 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     """A client of a new app on a memory registry that holds the seed model ``seed``."""
-    app = create_app(Settings(registry="memory://", max_body_bytes=64 * 1024))
-    try:
-        async with client_for(app) as c:
-            await create_seed(c)
-            yield c
-    finally:
-        app.state.store.close()
+    async with seeded_client(max_body_bytes=64 * 1024) as c:
+        yield c
