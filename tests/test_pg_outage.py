@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.api.support import seed_model
 from tests.postgres import PostgresSchemas
-from tests.seed import SEED
 from tests.servers import running
 from tests.test_replicas import SAMPLE, flat, sequential_steps
 
@@ -58,12 +58,7 @@ def test_postgres_outage_gives_503_then_recovers_without_losing_steps(
     lock = threading.Lock()
 
     with running("--registry", registry) as client:
-        model = {
-            "name": "seed",
-            "network": {**SEED["network"], "loss": "half_squared_error"},
-            "parameters": SEED["parameters_named"],
-        }
-        assert client.post("/v1/models", json=model).status_code == 201
+        assert client.post("/v1/models", json=seed_model(named=True)).status_code == 201
 
         def stream(kind: str) -> None:
             with httpx.Client(base_url=str(client.base_url), timeout=30) as own:

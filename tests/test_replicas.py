@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
 from service.core import SGD, Layer, Network, check_parameters, gradient, step
-from tests.postgres import PostgresSchemas
+from tests.api.support import seed_model
 from tests.seed import SEED
 from tests.servers import running
 
@@ -40,26 +38,12 @@ def flat(parameters: dict[str, Any]) -> list[list[float]]:
     ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def shared_registry(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A registry URL that several server processes can share."""
-    if request.param == "postgres":
-        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-        return schemas.create()
-    return f"sqlite:///{tmp_path}/shared.db"
-
-
 def test_three_replicas_lose_no_train_step(shared_registry: str) -> None:
     registry = shared_registry
     steps = 300
     with ExitStack() as stack:
         clients = [stack.enter_context(running("--registry", registry)) for _ in range(3)]
-        model = {
-            "name": "seed",
-            "network": {**SEED["network"], "loss": "half_squared_error"},
-            "parameters": SEED["parameters_named"],
-        }
-        assert clients[0].post("/v1/models", json=model).status_code == 201
+        assert clients[0].post("/v1/models", json=seed_model(named=True)).status_code == 201
 
         def train(i: int) -> int:
             response = clients[i % 3].post("/v1/models/seed/train-step", json=SAMPLE)
@@ -87,12 +71,7 @@ def test_three_replicas_lose_no_train_step(shared_registry: str) -> None:
 
 def test_several_workers_share_one_registry(shared_registry: str) -> None:
     with running("--registry", shared_registry, "--workers", "2") as client:
-        model = {
-            "name": "seed",
-            "network": {**SEED["network"], "loss": "half_squared_error"},
-            "parameters": SEED["parameters_named"],
-        }
-        assert client.post("/v1/models", json=model).status_code == 201
+        assert client.post("/v1/models", json=seed_model(named=True)).status_code == 201
 
         def train(_: int) -> int:
             with httpx.Client(base_url=str(client.base_url), timeout=30) as own:

@@ -11,26 +11,21 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from service.core import SGD, Layer, Network, check_parameters, gradient, step
-from tests.postgres import PostgresSchemas
+from tests.api.support import seed_model
 from tests.reliability.support import strict_json
+from tests.seed import SEED
 from tests.servers import Server, start
 
 SEED_NETWORK = Network(
     2, (Layer(3, "relu"), Layer(3, "relu"), Layer(1, "sigmoid")), "half_squared_error"
 )
-SEED_WEIGHTS = [
-    [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]],
-    [[0.7, 0.8, 0.9], [0.1, 0.2, 0.3], [0.4, 0.5, 0.6]],
-    [[0.7], [0.8], [0.9]],
-]
-SEED_BIASES = [[0.1, -0.4, 0.3], [-0.5, 0.5, 0.6], [-0.7]]
+SEED_WEIGHTS: list[Any] = SEED["parameters"]["weights"]
+SEED_BIASES: list[Any] = SEED["parameters"]["biases"]
 SAMPLE: dict[str, Any] = {"inputs": [[0.23, 0.55]], "targets": [[0.01]], "learning_rate": 0.01}
 
 CLIENTS = 4
@@ -39,17 +34,6 @@ ACKS_BEFORE_KILL = 40  # acknowledged steps per round before the kill
 MAX_STEPS_PER_CLIENT = 2_000
 ROUND_SECONDS = 60.0
 ENV = {"BACKPROP_KEEP_VERSIONS": "1000", "BACKPROP_LOG_LEVEL": "warning"}
-
-REGISTRIES = ["sqlite", "postgres"]
-
-
-@pytest.fixture(params=REGISTRIES)
-def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty registry that outlives the server processes."""
-    if request.param == "postgres":
-        schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-        return schemas.create()
-    return f"sqlite:///{tmp_path}/crash.db"
 
 
 def iterates(n: int) -> list[list[dict[str, list[Any]]]]:
@@ -119,35 +103,17 @@ def train_until_killed(server: Server) -> list[int]:
     return stream.acknowledged
 
 
-def test_sigkill_mid_training_loses_no_acknowledged_version(registry_url: str) -> None:
+def test_sigkill_mid_training_loses_no_acknowledged_version(shared_registry: str) -> None:
     acknowledged: list[int] = []
-    server = start("--registry", registry_url, env=ENV)
+    server = start("--registry", shared_registry, env=ENV)
     try:
-        model = {
-            "name": "seed",
-            "network": {
-                "inputs": 2,
-                "layers": [
-                    {"units": 3, "activation": "relu"},
-                    {"units": 3, "activation": "relu"},
-                    {"units": 1, "activation": "sigmoid"},
-                ],
-                "loss": "half_squared_error",
-            },
-            "parameters": {
-                "layers": [
-                    {"weights": w, "biases": b}
-                    for w, b in zip(SEED_WEIGHTS, SEED_BIASES, strict=True)
-                ]
-            },
-        }
-        created = httpx.post(f"{server.url}/v1/models", json=model, timeout=10)
+        created = httpx.post(f"{server.url}/v1/models", json=seed_model(), timeout=10)
         assert created.status_code == 201, created.text
         for round_ in range(ROUNDS):
             if round_:
-                server = start("--registry", registry_url, env=ENV)
+                server = start("--registry", shared_registry, env=ENV)
             acknowledged += train_until_killed(server)
-        server = start("--registry", registry_url, env=ENV)
+        server = start("--registry", shared_registry, env=ENV)
         with httpx.Client(base_url=server.url, timeout=10) as http:
             record = strict_json(http.get("/v1/models/seed").text)
             final = record["version"]
