@@ -103,6 +103,16 @@ def start(*args: str, env: dict[str, str] | None = None) -> Server:
 
 
 @contextmanager
+def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A server started with ``args`` (as :func:`start`), stopped afterwards."""
+    server = start(*args, env=env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
 def running(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
     """A client of a server that is stopped gracefully (and must exit cleanly) afterwards."""
     server = start(*args, env=env)

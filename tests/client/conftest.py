@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from service.api.app import create_app
 from service.client import AsyncClient, Client
 from service.settings import Settings
-from tests.servers import Server, start
+from tests.servers import Server, serving
 
 Unique = Callable[[str], str]
 
@@ -28,11 +28,8 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     """One server on a memory registry for every sync test; tests use names of their own."""
-    running = start("--registry", "memory://", env={"BACKPROP_LOG_LEVEL": "warning"})
-    try:
+    with serving("--registry", "memory://", env={"BACKPROP_LOG_LEVEL": "warning"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

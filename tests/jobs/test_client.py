@@ -12,16 +12,13 @@ import pytest
 from service.cli_train import bar, train
 from service.client import Client, JobPublic
 from tests.jobs.support import SMALL, model
-from tests.servers import Server, free_port, start
+from tests.servers import Server, free_port, serving
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    running = start("--registry", "memory://", env={"BACKPROP_LOG_LEVEL": "warning"})
-    try:
+    with serving("--registry", "memory://", env={"BACKPROP_LOG_LEVEL": "warning"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def job(**progress: object) -> JobPublic:
