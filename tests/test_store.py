@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -123,16 +124,26 @@ def _policy_and_thread() -> tuple[int, int]:
     return os.sched_getscheduler(0), threading.get_native_id()
 
 
+async def _seen_by(
+    probe: Callable[[], tuple[int, int]], **settings: Any
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """What ``probe`` sees on the event loop, in a small computation and in a large one, on a
+    store built with ``settings``."""
+    store = ModelStore(MemoryRegistry(), **settings)
+    try:
+        loop = probe()
+        small = await store.compute(NETWORK, probe, data=np.zeros((1, 2)))
+        large = await store.compute(NETWORK, probe, data=np.zeros((100_000, 2)))
+    finally:
+        store.close()
+    return loop, small, large
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux")
 @pytest.mark.anyio
 async def test_large_computations_run_below_the_event_loops_priority() -> None:
-    store = ModelStore(MemoryRegistry(), compute_nice=3)
-    try:
-        loop_priority, loop_thread = _priority_and_thread()
-        small = await store.compute(NETWORK, _priority_and_thread, data=np.zeros((1, 2)))
-        large = await store.compute(NETWORK, _priority_and_thread, data=np.zeros((100_000, 2)))
-    finally:
-        store.close()
+    loop, small, large = await _seen_by(_priority_and_thread, compute_nice=3)
+    loop_priority, loop_thread = loop
     assert small == (loop_priority, loop_thread)  # inline, on the loop
     assert large[1] != loop_thread
     assert large[0] == min(19, loop_priority + 3)
@@ -141,13 +152,8 @@ async def test_large_computations_run_below_the_event_loops_priority() -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE is Linux's")
 @pytest.mark.anyio
 async def test_with_compute_idle_large_computations_run_in_the_idle_class() -> None:
-    store = ModelStore(MemoryRegistry(), compute_idle=True)
-    try:
-        loop_policy, loop_thread = _policy_and_thread()
-        small = await store.compute(NETWORK, _policy_and_thread, data=np.zeros((1, 2)))
-        large = await store.compute(NETWORK, _policy_and_thread, data=np.zeros((100_000, 2)))
-    finally:
-        store.close()
+    loop, small, large = await _seen_by(_policy_and_thread, compute_idle=True)
+    loop_policy, loop_thread = loop
     assert small == (loop_policy, loop_thread) and loop_policy == os.SCHED_OTHER
     assert large[1] != loop_thread
     assert large[0] == os.SCHED_IDLE
