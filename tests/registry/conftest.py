@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -61,14 +62,19 @@ class _Storage:
             self._schemas.drop_all()
 
 
-@pytest.fixture(params=BACKENDS)
-def make_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryFactory]:
-    """Factory of registries, each on new, empty storage."""
-    storage = _Storage(request.param, request, tmp_path)
+@contextmanager
+def _opening(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, *, reopen: bool
+) -> Iterator[RegistryFactory]:
+    """A factory of registries of ``backend``, each on new storage, or with ``reopen`` all on
+    the same; on exit it closes every registry it opened, then removes the storage."""
+    storage = _Storage(backend, request, tmp_path)
+    shared = storage.new_location() if reopen else None
     opened: list[Registry] = []
 
     def make(keep_versions: int = 20) -> Registry:
-        opened.append(storage.open(storage.new_location(), keep_versions))
+        location = shared if shared is not None else storage.new_location()
+        opened.append(storage.open(location, keep_versions))
         return opened[-1]
 
     try:
@@ -81,6 +87,13 @@ def make_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Re
             storage.remove_all()
 
 
+@pytest.fixture(params=BACKENDS)
+def make_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryFactory]:
+    """Factory of registries, each on new, empty storage."""
+    with _opening(request.param, request, tmp_path, reopen=False) as make:
+        yield make
+
+
 @pytest.fixture
 def registry(make_registry: RegistryFactory) -> Registry:
     """An empty registry keeping the default 20 versions."""
@@ -90,19 +103,5 @@ def registry(make_registry: RegistryFactory) -> Registry:
 @pytest.fixture(params=PERSISTENT_BACKENDS)
 def reopen_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryFactory]:
     """Factory of registries that all open the same storage, for durability tests."""
-    storage = _Storage(request.param, request, tmp_path)
-    location = storage.new_location()
-    opened: list[Registry] = []
-
-    def reopen(keep_versions: int = 20) -> Registry:
-        opened.append(storage.open(location, keep_versions))
-        return opened[-1]
-
-    try:
+    with _opening(request.param, request, tmp_path, reopen=True) as reopen:
         yield reopen
-    finally:
-        try:
-            for registry in opened:
-                registry.close()
-        finally:
-            storage.remove_all()

@@ -50,6 +50,19 @@ def bundle(seed: int = 0) -> dict[str, NDArray[Any]]:
     }
 
 
+def add_one(registry: Registry, name: str = "counter") -> int:
+    """Add 1 to the model's array ``w`` as a train-step would: read, commit on the version read,
+    and on a version conflict read again. Returns the number of conflicts met."""
+    conflicts = 0
+    while True:
+        snap = registry.snapshot(name)
+        try:
+            registry.commit(name, {"w": snap.arrays["w"] + 1.0}, snap.version, "train-step")
+            return conflicts
+        except VersionConflict:
+            conflicts += 1
+
+
 def assert_bit_exact(actual: dict[str, NDArray[Any]], expected: dict[str, NDArray[Any]]) -> None:
     assert list(actual) == list(expected)
     for name, arr in expected.items():
@@ -315,17 +328,7 @@ def test_concurrent_read_modify_commit_loses_no_update(registry: Registry) -> No
 
     def worker() -> int:
         start.wait()
-        conflicts = 0
-        for _ in range(rounds):
-            while True:
-                snap = registry.snapshot("counter")
-                new = {"w": snap.arrays["w"] + 1.0}
-                try:
-                    registry.commit("counter", new, snap.version, "train-step")
-                    break
-                except VersionConflict:
-                    conflicts += 1
-        return conflicts
+        return sum(add_one(registry) for _ in range(rounds))
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker) for _ in range(threads)]

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.registry import Registry, VersionConflict
+from service.registry import Registry
 
-from .test_contract import SPEC, assert_bit_exact, bundle
+from .test_contract import SPEC, add_one, assert_bit_exact, bundle
 
 if TYPE_CHECKING:
     from .conftest import RegistryFactory
@@ -52,15 +52,7 @@ def test_two_instances_lose_no_update(reopen_registry: RegistryFactory) -> None:
     def worker(registry: Registry) -> None:
         start.wait()
         for _ in range(rounds):
-            while True:
-                snap = registry.snapshot("counter")
-                try:
-                    registry.commit(
-                        "counter", {"w": snap.arrays["w"] + 1.0}, snap.version, "train-step"
-                    )
-                    break
-                except VersionConflict:
-                    pass
+            add_one(registry)
 
     with ThreadPoolExecutor(2 * threads_per_instance) as pool:
         futures = [

@@ -35,7 +35,7 @@ from service.registry import (
 from service.registry.migrations_pg import MIGRATIONS
 from tests.postgres import PostgresSchemas, schema_url, with_query
 
-from .test_contract import SPEC, assert_bit_exact, bundle
+from .test_contract import SPEC, add_one, assert_bit_exact, bundle
 
 SECRET = "s3cret-pw"
 RegistryPair = tuple[PostgresRegistry, MemoryRegistry]
@@ -138,18 +138,7 @@ def test_two_replicas_commit_concurrently_and_lose_no_update(
 
     def worker(registry: PostgresRegistry) -> int:
         start.wait()
-        conflicts = 0
-        for _ in range(rounds):
-            while True:
-                snap = registry.snapshot("counter")
-                try:
-                    registry.commit(
-                        "counter", {"w": snap.arrays["w"] + 1.0}, snap.version, "train-step"
-                    )
-                    break
-                except VersionConflict:
-                    conflicts += 1
-        return conflicts
+        return sum(add_one(registry) for _ in range(rounds))
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker, registries[i % 2]) for i in range(threads)]
