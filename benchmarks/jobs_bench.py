@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.wire_bench import MNIST_NETWORK
 from tests.seed import SEED
 from tests.servers import start
 
@@ -35,15 +36,7 @@ SEED_MODEL = {
 FORWARD = {"inputs": [SEED["input"]]}
 BIG_MODEL = {
     "name": "mnist-shaped",
-    "network": {
-        "inputs": 784,
-        "layers": [
-            {"units": 256, "activation": "relu"},
-            {"units": 256, "activation": "relu"},
-            {"units": 10, "activation": "softmax"},
-        ],
-        "loss": "cross_entropy",
-    },
+    "network": MNIST_NETWORK,
     "init": {"scheme": "he_uniform", "seed": 1},
 }
 

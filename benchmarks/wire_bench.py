@@ -32,19 +32,17 @@ from tests.servers import start
 
 NAME = "mnist-mlp"
 SIZES = [784, 256, 256, 10]
-MODEL = {
-    "name": NAME,
-    "network": {
-        "inputs": SIZES[0],
-        "layers": [
-            {"units": 256, "activation": "relu"},
-            {"units": 256, "activation": "relu"},
-            {"units": 10, "activation": "softmax"},
-        ],
-        "loss": "cross_entropy",
-    },
-    "init": {"scheme": "he_uniform", "seed": 0},
+# An MNIST-shaped classifier (784-256-256-10); jobs_bench trains one too.
+MNIST_NETWORK = {
+    "inputs": SIZES[0],
+    "layers": [
+        {"units": 256, "activation": "relu"},
+        {"units": 256, "activation": "relu"},
+        {"units": 10, "activation": "softmax"},
+    ],
+    "loss": "cross_entropy",
 }
+MODEL = {"name": NAME, "network": MNIST_NETWORK, "init": {"scheme": "he_uniform", "seed": 0}}
 Array = NDArray[np.float64]
 
 
