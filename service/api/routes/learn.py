@@ -3,37 +3,47 @@ as a walkthrough, on a stored model."""
 
 from __future__ import annotations
 
-import math
-from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
 
 from service.api import binary, examples
 from service.api.bodies import JSONBodies
-from service.api.deps import JobsDep, NamePath, StoreDep, etag
+from service.api.deps import (
+    BatchInputs,
+    BatchTargets,
+    FormatQuery,
+    InputsQuery,
+    JobsDep,
+    NamePath,
+    SampleInputs,
+    SampleTargets,
+    StoreDep,
+    TargetsQuery,
+    VersionQuery,
+    etag,
+    from_query,
+    query_error,
+    query_rows,
+    query_sample,
+)
 from service.api.problems import problem_responses
-from service.api.schemas.common import MAX_INTEGER
 from service.api.schemas.learn import (
     ExplainRequest,
     ExplainResponse,
 )
-from service.core import MAX_PATHS, CoreError, Network, forward, path_count
-from service.jobs.store import JobStore
+from service.core import MAX_PATHS, Network, forward, path_count
 from service.learn.chainrule import explanation_markdown
 from service.learn.diagram import Sample, network_svg
 from service.learn.explained import Explanation, explain
 from service.learn.history import history_svg, training_svg
 from service.learn.limits import check_drawable, check_walkable
 from service.learn.walkthrough import walkthrough
-from service.operations.history import loss_by_version
-from service.registry import HistoryEntry
+from service.operations.history import HISTORY_POINTS, loss_by_version, training_history
 from service.store import ModelStore
 
 router = APIRouter(prefix="/v1/models", tags=["learn"], route_class=JSONBodies)
@@ -64,68 +74,6 @@ class SVGResponse(Response):
 
 def _text(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": what, "content": {media_type: {"schema": {"type": "string"}}}}}
-
-
-def _example(summary: str, value: str) -> dict[str, Example]:
-    return {"worked-example": Example(summary=summary, value=value)}
-
-
-_SEED_INPUTS = ",".join(repr(v) for v in examples.SEED_INPUTS[0])
-_SEED_TARGETS = ",".join(repr(v) for v in examples.SEED_TARGETS[0])
-_NUMBERS = "numbers separated by commas"
-# Inputs and targets travel together in one request line, which uvicorn refuses (a bare
-# text/plain 400) beyond 64 KiB. Two parameters of this many characters stay inside it even
-# when every character is percent-encoded UTF-8 of 4 bytes (12 bytes on the wire).
-QUERY_MAX_LENGTH = 2048
-
-
-def _numbers(description: str, example: str, value: str) -> Any:
-    """A query parameter of numbers as text (``0.23,0.55``), with the seed's as its example."""
-    return Query(
-        max_length=QUERY_MAX_LENGTH,
-        description=description,
-        openapi_examples=_example(example, value),
-    )
-
-
-_INPUTS = _numbers(
-    f"One sample's inputs, {_NUMBERS}: `0.23,0.55`.", "The seed's input", _SEED_INPUTS
-)
-_TARGETS = _numbers(f"Its targets, {_NUMBERS}: `0.01`.", "The seed's target", _SEED_TARGETS)
-InputsQuery = Annotated[str | None, _INPUTS]
-TargetsQuery = Annotated[str | None, _TARGETS]
-SampleInputs = Annotated[str, _INPUTS]
-SampleTargets = Annotated[str, _TARGETS]
-BatchInputs = Annotated[
-    str | None,
-    _numbers(
-        f"Inputs, {_NUMBERS}, rows separated by semicolons: `0.23,0.55;0.1,0.9`. "
-        "With `targets`: plot the loss of every kept version on these samples.",
-        "The seed's input",
-        _SEED_INPUTS,
-    ),
-]
-BatchTargets = Annotated[
-    str | None,
-    _numbers(
-        f"Targets, one row per input row, {_NUMBERS}, rows separated by "
-        "semicolons: `0.01;0.99`. With `inputs`.",
-        "The seed's target",
-        _SEED_TARGETS,
-    ),
-]
-HISTORY_POINTS = 10_000
-HISTORY_PAGE = 1_000
-VersionQuery = Annotated[
-    int | None,
-    Query(ge=1, le=MAX_INTEGER, description="A kept older version; the current one by default."),
-]
-FormatQuery = Annotated[
-    Literal["json", "markdown"] | None,
-    Query(
-        description="`markdown` for a Markdown document with LaTeX (as `Accept: text/markdown`)."
-    ),
-]
 
 
 _SEED = {"inputs": examples.SEED_INPUTS, "targets": examples.SEED_TARGETS}
@@ -246,19 +194,19 @@ async def diagram_svg(
     check_drawable(model.network)
     sample: Sample | None = None
     if inputs is None and (targets is not None or gradients):
-        raise _query_error("inputs", "targets and gradients need inputs")
+        raise query_error("inputs", "targets and gradients need inputs")
     if gradients and targets is None:
-        raise _query_error("targets", "gradients=true needs targets")
+        raise query_error("targets", "gradients=true needs targets")
     if inputs is not None:
-        X = _one_sample(inputs, "inputs")
-        with _from_query():
+        X = query_sample(inputs, "inputs")
+        with from_query():
             if targets is None:
                 trace = await store.compute(
                     model.network, forward, model.network, model.params, X, data=X
                 )
                 sample = Sample(X[0], trace)
             else:
-                T = _one_sample(targets, "targets")
+                T = query_sample(targets, "targets")
                 r = await store.gradient(model.network, model.params, X, T)
                 shown = (r.gradients, r.deltas) if gradients else (None, None)
                 sample = Sample(X[0], r.trace, r.loss, *shown)
@@ -287,14 +235,14 @@ async def history_plot(
     targets: BatchTargets = None,
 ) -> SVGResponse:
     if inputs is None and targets is None:
-        entries = await _training_history(jobs, name)
+        entries = await training_history(jobs, name)
         plot = partial(training_svg, name, entries)
         return SVGResponse(await _plotted(store, len(entries), plot))
     if inputs is None or targets is None:
         missing = "inputs" if inputs is None else "targets"
-        raise _query_error(missing, "give both inputs and targets, or neither")
-    X, T = _rows(inputs, "inputs"), _rows(targets, "targets")
-    with _from_query():
+        raise query_error(missing, "give both inputs and targets, or neither")
+    X, T = query_rows(inputs, "inputs"), query_rows(targets, "targets")
+    with from_query():
         losses = await loss_by_version(store, name, X, T)
     headers = etag(losses[-1].version) if losses else {}
     plot = partial(history_svg, name, losses, len(X))
@@ -314,18 +262,6 @@ def _encoded(render: Callable[[], str]) -> bytes:
 async def _plotted(store: ModelStore, points: int, plot: Callable[[], str]) -> bytes | str:
     """``plot()`` of ``points`` points: inline when it is quick, else in a worker thread."""
     return plot() if points <= INLINE_PLOT_POINTS else await _offloaded(store, plot)
-
-
-async def _training_history(jobs: JobStore, name: str) -> list[HistoryEntry]:
-    """The last HISTORY_POINTS entries of the model's training history, oldest first."""
-    kept: deque[HistoryEntry] = deque(maxlen=HISTORY_POINTS)
-    after: int | None = None
-    while True:
-        page = await jobs.history(name, HISTORY_PAGE, after)
-        kept.extend(page)
-        if len(page) < HISTORY_PAGE:
-            return list(kept)
-        after = page[-1].seq
 
 
 @router.get(
@@ -359,12 +295,12 @@ async def walkthrough_markdown(
 ) -> MarkdownResponse:
     model = await store.load(name, version)
     check_walkable(model.network)
-    X, T = _one_sample(inputs, "inputs"), _one_sample(targets, "targets")
+    X, T = query_sample(inputs, "inputs"), query_sample(targets, "targets")
     rate = learning_rate if learning_rate is not None else model.optimizer.learning_rate
     written = partial(
         walkthrough, model.network, model.params, X, T, rate, model=name, version=model.version
     )
-    with _from_query():
+    with from_query():
         text = await _offloaded(store, written)
     return MarkdownResponse(text, headers=etag(model.version))
 
@@ -380,51 +316,3 @@ def explanation_out(name: str, version: int, e: Explanation) -> ExplainResponse:
     return ExplainResponse.model_validate(
         {**fields, "model": name, "version": version, "note": " ".join(notes) or None}
     )
-
-
-def _query_error(parameter: str, message: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", parameter), "msg": message}]
-    )
-
-
-def _rows(text: str, parameter: str) -> list[list[float]]:
-    """``0.23,0.55;0.1,0.9`` -> ``[[0.23, 0.55], [0.1, 0.9]]``; 422 naming the parameter for
-    anything else."""
-    rows: list[list[float]] = []
-    for part in text.split(";"):
-        row: list[float] = []
-        for item in part.split(","):
-            try:
-                value = float(item)
-            except ValueError:
-                raise _query_error(
-                    parameter, f"{parameter} must be {_NUMBERS}; {item.strip()!r} is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise _query_error(
-                    parameter, f"{parameter} must be finite numbers; {item.strip()!r} is not"
-                )
-            row.append(value)
-        rows.append(row)
-    return rows
-
-
-def _one_sample(text: str, parameter: str) -> list[list[float]]:
-    rows = _rows(text, parameter)
-    if len(rows) != 1:
-        raise _query_error(parameter, f"{parameter} must be one sample (one row), got {len(rows)}")
-    return rows
-
-
-@contextmanager
-def _from_query() -> Iterator[None]:
-    """Core errors about ``/inputs...`` or ``/targets...`` name the query parameter that
-    carried those numbers."""
-    try:
-        yield
-    except CoreError as exc:
-        where = exc.pointer.split("/")[1] if exc.pointer.count("/") else ""
-        if where in ("inputs", "targets"):
-            raise _query_error(where, exc.message) from exc
-        raise
