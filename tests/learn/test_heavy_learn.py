@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pytest
 
-import service.api.routes.learn as learn
 import service.learn.diagram as diagram
 from service.core import Layer, Network, check_parameters, gradient
 from service.learn.diagram import Box, Boxes, Sample, network_svg
 from service.learn.limits import DIAGRAM_MAX_UNITS, DIAGRAM_MAX_WEIGHTS
+from service.operations import learn as learning
 from service.store import ModelStore
 from tests.api.support import assert_problem, create_seed
 from tests.health_probe import polling_health
@@ -247,7 +247,7 @@ async def test_a_large_explanation_is_worked_out_in_a_worker_thread_with_the_sam
     assert_problem(refused, 422, pointer="/parameter")
 
     offloaded.clear()
-    monkeypatch.setattr(learn, "INLINE_EXPLAIN_FACTORS", 10**9)  # now it is small: inline
+    monkeypatch.setattr(learning, "INLINE_EXPLAIN_FACTORS", 10**9)  # now it is small: inline
     small = await client.post("/v1/models/narrow/explain", json=NARROW_EXPLAIN)
     small_md = await client.post("/v1/models/narrow/explain", json=NARROW_EXPLAIN, params=markdown)
     assert not offloaded
@@ -265,7 +265,7 @@ async def test_a_plot_of_many_versions_is_drawn_off_the_event_loop_with_the_same
     client: httpx.AsyncClient, offloaded: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await create_seed(client)
-    versions = learn.INLINE_PLOT_POINTS + 1
+    versions = learning.INLINE_PLOT_POINTS + 1
     data = {"inputs": SEED_X, "targets": SEED_T, "learning_rate": 0.01}
     for _ in range(versions - 1):  # one version more than the plot keeps inline
         assert (await client.post("/v1/models/seed/train-step", json=data)).status_code == 200
@@ -273,7 +273,7 @@ async def test_a_plot_of_many_versions_is_drawn_off_the_event_loop_with_the_same
     large = await client.get("/v1/models/seed/history.svg", params=sample)
     assert large.status_code == 200 and offloaded, large.text
     offloaded.clear()
-    monkeypatch.setattr(learn, "INLINE_PLOT_POINTS", 10**9)
+    monkeypatch.setattr(learning, "INLINE_PLOT_POINTS", 10**9)
     small = await client.get("/v1/models/seed/history.svg", params=sample)
     assert not offloaded
     assert small.content == large.content

@@ -3,9 +3,7 @@ as a walkthrough, on a stored model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
@@ -36,32 +34,14 @@ from service.api.schemas.learn import (
     ExplainRequest,
     ExplainResponse,
 )
-from service.core import MAX_PATHS, Network, forward, path_count
-from service.learn.chainrule import explanation_markdown
-from service.learn.diagram import Sample, network_svg
-from service.learn.explained import Explanation, explain
-from service.learn.history import history_svg, training_svg
-from service.learn.limits import check_drawable, check_walkable
-from service.learn.walkthrough import walkthrough
-from service.operations.history import HISTORY_POINTS, loss_by_version, training_history
-from service.store import ModelStore
+from service.learn.explained import Explanation
+from service.operations import learn as learning
+from service.operations.history import HISTORY_POINTS
 
 router = APIRouter(prefix="/v1/models", tags=["learn"], route_class=JSONBodies)
 
 MARKDOWN = "text/markdown"
 SVG = "image/svg+xml"
-
-# Drawings, walkthroughs, explanations and plots are Python loops over every node, edge, path
-# factor or point: milliseconds for the seed (a drawing 4-7 ms, its walkthrough 8 ms), up to a
-# second or more at the limits. They run in the store's low-priority worker threads, so that the
-# event loop keeps serving other requests meanwhile (a 32-31-1 drawing on the loop held up
-# /healthz for seconds). Only what takes under a millisecond stays inline, where a hop to a
-# thread (100-300 µs, and a wait when the workers are busy) would cost about as much: an
-# explanation of a network of at most this many parameters and path factors (the seed's: 25 and
-# 21, about 0.5 ms), and a plot of at most this many points (0.6 ms, then 25 µs a point).
-INLINE_EXPLAIN_PARAMETERS = 100
-INLINE_EXPLAIN_FACTORS = 64
-INLINE_PLOT_POINTS = 16
 
 
 class MarkdownResponse(Response):
@@ -126,45 +106,23 @@ async def explain_model(
 ) -> ExplainResponse | Response:
     model = await store.load(name, version)
     markdown = format == "markdown" or (format is None and binary.prefers(accept or "", MARKDOWN))
-    run = partial(
-        explain,
-        model.network,
-        model.params,
-        body.inputs,
-        body.targets,
-        body.parameter,
-        form=body.form,
-    )
-    if not _small_explanation(model.network):
-        # Explained, written and serialised in a worker thread: FastAPI would validate and
-        # serialise a large answer model on the event loop.
-        def render() -> bytes:
-            result = run()
-            if markdown:
-                return explanation_markdown(result, name, model.version).encode()
-            answer = explanation_out(name, model.version, result)
-            return answer.model_dump_json(exclude_none=True).encode()
-
-        content = await store.offload(render)
-        media_type = MARKDOWN if markdown else "application/json"
-        return Response(content, media_type=media_type, headers=etag(model.version))
-    result = run()
+    X, T, parameter = body.inputs, body.targets, body.parameter
     if markdown:
-        text = explanation_markdown(result, name, model.version)
+        text = await learning.explanation_markdown(
+            store, model, name, X, T, parameter, form=body.form
+        )
         return MarkdownResponse(text, headers=etag(model.version))
-    response.headers.update(etag(model.version))
-    return explanation_out(name, model.version, result)
 
+    def encode(e: Explanation) -> bytes:
+        return explanation_out(name, model.version, e).model_dump_json(exclude_none=True).encode()
 
-def _small_explanation(network: Network) -> bool:
-    """Whether explaining any parameter of ``network`` costs less than a hop to a thread: few
-    parameters (explain reads them all by name) and few factors on the paths from the first
-    layer, the most of any parameter (each path has two factors a later layer and one more)."""
-    layers = len(network.layers)
-    factors = min(path_count(network, 0), MAX_PATHS) * (2 * layers + 1)
-    return network.parameter_count <= INLINE_EXPLAIN_PARAMETERS and (
-        factors <= INLINE_EXPLAIN_FACTORS
+    explained = await learning.explanation(
+        store, model, X, T, parameter, form=body.form, encode=encode
     )
+    if isinstance(explained, bytes):  # encoded where it was explained, off the event loop
+        return Response(explained, media_type="application/json", headers=etag(model.version))
+    response.headers.update(etag(model.version))
+    return explanation_out(name, model.version, explained)
 
 
 @router.get(
@@ -190,29 +148,16 @@ async def diagram_svg(
     ] = False,
     version: VersionQuery = None,
 ) -> SVGResponse:
-    model = await store.load(name, version)
-    check_drawable(model.network)
-    sample: Sample | None = None
+    model = learning.drawable(await store.load(name, version))
     if inputs is None and (targets is not None or gradients):
         raise query_error("inputs", "targets and gradients need inputs")
     if gradients and targets is None:
         raise query_error("targets", "gradients=true needs targets")
-    if inputs is not None:
-        X = query_sample(inputs, "inputs")
-        with from_query():
-            if targets is None:
-                trace = await store.compute(
-                    model.network, forward, model.network, model.params, X, data=X
-                )
-                sample = Sample(X[0], trace)
-            else:
-                T = query_sample(targets, "targets")
-                r = await store.gradient(model.network, model.params, X, T)
-                shown = (r.gradients, r.deltas) if gradients else (None, None)
-                sample = Sample(X[0], r.trace, r.loss, *shown)
-    title = f"{name}, version {model.version}"
-    drawn = partial(network_svg, model.network, model.params, title, sample)
-    return SVGResponse(await _offloaded(store, drawn), headers=etag(model.version))
+    X = None if inputs is None else query_sample(inputs, "inputs")
+    T = None if targets is None else query_sample(targets, "targets")
+    with from_query():
+        drawn = await learning.diagram(store, model, name, X, T, gradients=gradients)
+    return SVGResponse(drawn, headers=etag(model.version))
 
 
 @router.get(
@@ -235,33 +180,14 @@ async def history_plot(
     targets: BatchTargets = None,
 ) -> SVGResponse:
     if inputs is None and targets is None:
-        entries = await training_history(jobs, name)
-        plot = partial(training_svg, name, entries)
-        return SVGResponse(await _plotted(store, len(entries), plot))
+        return SVGResponse(await learning.training_plot(store, jobs, name))
     if inputs is None or targets is None:
         missing = "inputs" if inputs is None else "targets"
         raise query_error(missing, "give both inputs and targets, or neither")
     X, T = query_rows(inputs, "inputs"), query_rows(targets, "targets")
     with from_query():
-        losses = await loss_by_version(store, name, X, T)
-    headers = etag(losses[-1].version) if losses else {}
-    plot = partial(history_svg, name, losses, len(X))
-    return SVGResponse(await _plotted(store, len(losses), plot), headers=headers)
-
-
-async def _offloaded(store: ModelStore, render: Callable[[], str]) -> bytes:
-    """``render()`` (a partial of a drawing or writing function) encoded, both in a worker
-    process (:meth:`ModelStore.isolate`)."""
-    return await store.isolate(_encoded, render)
-
-
-def _encoded(render: Callable[[], str]) -> bytes:
-    return render().encode()
-
-
-async def _plotted(store: ModelStore, points: int, plot: Callable[[], str]) -> bytes | str:
-    """``plot()`` of ``points`` points: inline when it is quick, else in a worker thread."""
-    return plot() if points <= INLINE_PLOT_POINTS else await _offloaded(store, plot)
+        plotted, latest = await learning.loss_plot(store, name, X, T)
+    return SVGResponse(plotted, headers=etag(latest) if latest is not None else {})
 
 
 @router.get(
@@ -293,15 +219,10 @@ async def walkthrough_markdown(
     ] = None,
     version: VersionQuery = None,
 ) -> MarkdownResponse:
-    model = await store.load(name, version)
-    check_walkable(model.network)
+    model = learning.walkable(await store.load(name, version))
     X, T = query_sample(inputs, "inputs"), query_sample(targets, "targets")
-    rate = learning_rate if learning_rate is not None else model.optimizer.learning_rate
-    written = partial(
-        walkthrough, model.network, model.params, X, T, rate, model=name, version=model.version
-    )
     with from_query():
-        text = await _offloaded(store, written)
+        text = await learning.walkthrough_markdown(store, model, name, X, T, learning_rate)
     return MarkdownResponse(text, headers=etag(model.version))
 
 
