@@ -187,5 +187,5 @@ def _encoded(render: Callable[[], str]) -> bytes:
 
 
 async def _plotted(store: ModelStore, points: int, plot: Callable[[], str]) -> bytes | str:
-    """``plot()`` of ``points`` points: inline when it is quick, else in a worker thread."""
+    """``plot()`` of ``points`` points: inline when it is quick, else in a worker process."""
     return plot() if points <= INLINE_PLOT_POINTS else await _isolated(store, plot)
