@@ -20,13 +20,16 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+# The sizes are the operations' (service.operations.models), named here too for the bodies and
+# answers of every route.
+from service.operations.models import BLOCK as BLOCK
+from service.operations.models import LARGE as LARGE
+from service.operations.models import LARGE_BODY as LARGE_BODY
+from service.operations.models import Written
 from service.store import ModelStore
 
-LARGE = 20_000  # numbers in an answer above which it is serialised off the event loop
-LARGE_BODY = 1 << 20  # bytes of a binary body above which it is decoded off the event loop
 T = TypeVar("T")
 _PIECE = 4096  # names of the named notation written at a time
-BLOCK = 256 << 10  # bytes of a large answer sent at a time
 
 
 class JSONAnswer(Response):
@@ -114,6 +117,23 @@ async def binary_response(
     return StreamingResponse(body(), media_type=media_type, headers=headers)
 
 
+def file_response(file: Written, media_type: str, headers: dict[str, str]) -> Response:
+    """The ``file`` an operation wrote (:func:`service.operations.models.write`): whole, or a
+    block at a time with its ``Content-Length``, so that no single write of megabytes holds up
+    the event loop."""
+    if isinstance(file.content, bytes):
+        return Response(file.content, media_type=media_type, headers=headers)
+    parts = file.content
+
+    async def body() -> AsyncIterator[bytes | memoryview]:
+        for part in parts:
+            yield part
+            await asyncio.sleep(0)  # the other requests' turn between blocks
+
+    headers = {**headers, "Content-Length": str(file.length)}
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
+
+
 def chunks(value: Any) -> Iterator[str]:
     """The JSON of ``value`` (an answer model: fields, lists, dicts and numbers) in pieces of a
     row or so each, every piece written by Pydantic's serialiser: the same text as
@@ -154,20 +174,11 @@ def _nested(value: Any) -> bool:
     return isinstance(value, BaseModel | list | dict)
 
 
-async def decoded(
-    store: ModelStore, request: Request, decode: Callable[[bytes], T], *, isolate: bool = False
-) -> T:
+async def decoded(store: ModelStore, request: Request, decode: Callable[[bytes], T]) -> T:
     """``decode`` of the request's body; a large body is joined and decoded in a worker thread
-    (joining megabytes is a copy the event loop need not wait for), or with ``isolate`` (work
-    that holds the interpreter lock long: a model file's checks and conversions; ``decode`` a
-    partial that pickles) in a worker process."""
+    (joining megabytes is a copy the event loop need not wait for). A model file to import is
+    read where :func:`service.operations.models.imported` says."""
     chunks = [chunk async for chunk in request.stream()]
     if sum(len(c) for c in chunks) <= LARGE_BODY:
         return decode(b"".join(chunks))
-    if isolate:
-        return await store.isolate(_decode_joined, decode, chunks)
     return await store.offload(lambda: decode(b"".join(chunks)))
-
-
-def _decode_joined(decode: Callable[[bytes], T], chunks: list[bytes]) -> T:
-    return decode(b"".join(chunks))

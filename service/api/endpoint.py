@@ -42,10 +42,10 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
 from starlette.types import Scope
 
-from service.api.answers import LARGE_BODY
 from service.api.bodies import check_body
 from service.api.deps import checked_if_match, if_match
 from service.operations import Operations
+from service.operations.models import LARGE_BODY
 from service.settings import Settings
 
 JSON_DECODE_ERROR = "JSON decode error"

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from service.api import endpoint
-from service.api.answers import LARGE_BODY
 from service.api.problems import kind_of
 from service.core import (
     Layer,
@@ -33,6 +32,7 @@ from service.core import (
     mean_gradient,
 )
 from service.operations import Limits, Operations
+from service.operations.models import LARGE_BODY
 from service.registry import MemoryRegistry
 from service.store import ModelStore
 from service.workers import (

@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from service.api import answers, binary, bodies, convert
 from service.api.deps import CursorQuery, JobsDep, StoreDep, name_path, page, per_page
 from service.api.problems import problem_responses
-from service.api.routes.models import file_response
 from service.api.schemas.common import NAME_PATTERN
 from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic
 from service.jobs.datasets import Dataset, from_rows, to_npz
 from service.jobs.errors import UnsupportedMediaType
+from service.operations import models
 from service.registry import DatasetRecord
 from service.store import ModelStore
 
@@ -245,7 +245,8 @@ async def get_dataset_data(
     if format == "npz":
         attachment = {"Content-Disposition": f'attachment; filename="{record.name}.npz"'}
         render = partial(to_npz, dataset)
-        return await file_response(store, numbers, render, "application/x-npz", attachment)
+        written = await models.write(store, numbers, render)
+        return answers.file_response(written, "application/x-npz", attachment)
 
     def build() -> DatasetData:
         return DatasetData.model_construct(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from starlette.responses import StreamingResponse
 
 from service import specs
 from service.api import answers, binary, convert, examples
@@ -39,9 +35,10 @@ from service.api.schemas.models import (
     VersionPublic,
 )
 from service.api.schemas.networks import InitSpec, LayeredParameters, Loss, NamedParameters
-from service.core import Network, Params, check_parameters, initialize
+from service.core import Network, Params
 from service.core.errors import CoreError
-from service.interop import archive, onnx_io
+from service.operations import models
+from service.operations.models import ExportFormat
 from service.registry import Encoded, ModelRecord
 from service.store import ModelStore
 
@@ -106,9 +103,8 @@ async def import_model(
     decode = partial(
         decode_import, onnx=onnx, name=name, loss=loss, max_bytes=settings.max_body_bytes
     )
-    # A large file is read, checked, converted and encoded for the registry in a worker
-    # process; the server passes its bytes on.
-    body, net, params = await answers.decoded(store, request, decode, isolate=True)
+    chunks = [chunk async for chunk in request.stream()]
+    body, net, params = await models.imported(store, chunks, decode)
     return await _store_new(store, response, body, net, params, None)
 
 
@@ -117,21 +113,11 @@ def decode_import(
 ) -> tuple[ModelCreate, Network, Encoded]:
     """An ONNX or .npz model file: its model description, network and parameters, checked,
     the parameters encoded as the registry stores them."""
-    if onnx:
-        imported = onnx_io.from_onnx(content)
-        fields: dict[str, Any] = {
-            "name": imported.name,
-            "network": imported.network(loss or imported.loss or onnx_io.default_loss(imported)),
-        }
-        pairs = imported.params
-    else:
-        fields, pairs = archive.from_npz(content, max_bytes)
-        if loss is not None and isinstance(fields.get("network"), dict):
-            fields["network"] = {**fields["network"], "loss": loss}
+    fields, pairs = models.read_file(content, onnx=onnx, loss=loss, max_bytes=max_bytes)
     body = binary.validate(ModelCreate, {**fields, "name": name or fields.get("name")})
     net = convert.network(body.network)
     with convert.at("/parameters"):
-        return body, net, specs.encoded(check_parameters(net, pairs))
+        return body, net, models.encoded(net, pairs)
 
 
 @router.post(
@@ -172,9 +158,7 @@ async def create_model(
         params = await _converted(store, net, body.parameters)
     else:
         scheme = body.init or InitSpec()
-        seed = scheme.seed if scheme.seed is not None else secrets.randbits(63)
-        draw = partial(initialize, net, scheme.scheme, seed)
-        params = draw() if net.parameter_count <= answers.LARGE else await store.offload(draw)
+        params, seed = await models.drawn(store, net, scheme.scheme, scheme.seed)
         init = {"scheme": scheme.scheme, "seed": seed}
     return await _store_new(store, response, body, net, params, init)
 
@@ -182,13 +166,8 @@ async def create_model(
 async def _converted(
     store: ModelStore, net: Network, given: LayeredParameters | NamedParameters
 ) -> Params:
-    """The core's parameters of ``given``; many of them converted in a worker thread."""
-    convert_them = partial(convert.parameters, net, given)
-    return (
-        convert_them()
-        if net.parameter_count <= answers.LARGE
-        else await store.offload(convert_them)
-    )
+    """The core's parameters of ``given``, converted where their number says."""
+    return await models.converted(store, net, partial(convert.parameters, net, given))
 
 
 async def _store_new(
@@ -200,14 +179,17 @@ async def _store_new(
     init: dict[str, Any] | None,
 ) -> ModelPublic:
     """Store a new model made from ``body`` with ``params``; 201 with its Location."""
-    spec = {
-        "network": specs.network_to_dict(net),
-        "optimizer": specs.optimizer_to_dict(convert.optimizer(body.optimizer)),
-        "init": init,
-        "description": body.description,
-        "tags": body.tags,
-    }
-    record = await store.create(body.name, spec, params)
+    optimizer = convert.optimizer(body.optimizer)
+    record = await models.create(
+        store,
+        body.name,
+        net,
+        optimizer,
+        params,
+        init=init,
+        description=body.description,
+        tags=body.tags,
+    )
     response.headers["Location"] = f"/v1/models/{record.name}"
     response.headers.update(etag(record.version))
     return public(record)
@@ -353,7 +335,6 @@ async def rollback(
     return public(record)
 
 
-ExportFormat = Literal["json", "onnx", "npz"]
 EXPORT_MEDIA = {"json": "application/json", "onnx": binary.ONNX, "npz": binary.NPZ}
 
 
@@ -387,78 +368,9 @@ async def export_model(
         int | None, Query(ge=1, le=MAX_INTEGER, description="A kept older version.")
     ] = None,
 ) -> Response:
-    store = ops.store
-    model = await store.load(name, version)
-    spec, net, params = model.record.spec, model.network, model.params
-    ops.admit_export(net, binary=format != "json")
-    render: Callable[[], bytes | list[bytes]]
-    if format == "onnx":
-        render = partial(onnx_io.to_onnx, net, params, name, model.version)
-    elif format == "npz":
-        render = partial(archive.to_npz, archive.create_body(name, spec, None), params)
-    else:
-        render = partial(json_file, name, spec, params)
-    filename = f"{name}-v{model.version}.{format}"
+    exported = await models.export(ops, name, format, version)
     headers = {
-        **etag(model.record.version),
-        "Content-Disposition": f'attachment; filename="{filename}"',
+        **etag(exported.version),
+        "Content-Disposition": f'attachment; filename="{exported.filename}"',
     }
-    media = EXPORT_MEDIA[format]
-    return await file_response(store, net.parameter_count, render, media, headers)
-
-
-def json_file(name: str, spec: specs.JSON, params: Params) -> list[bytes]:
-    """The JSON export of a model, in blocks."""
-    return blocks(archive.json_pieces(name, spec, params))
-
-
-def blocks(pieces: Iterable[str]) -> list[bytes]:
-    """``pieces`` of text joined and encoded a block of about ``answers.BLOCK`` bytes at a
-    time (one join of megabytes would hold the interpreter lock for as long)."""
-    done: list[bytes] = []
-    pending: list[str] = []
-    size = 0
-    for piece in pieces:
-        pending.append(piece)
-        size += len(piece)
-        if size >= answers.BLOCK:
-            done.append("".join(pending).encode())
-            pending, size = [], 0
-    done.append("".join(pending).encode())
-    return done
-
-
-async def file_response(
-    store: ModelStore,
-    numbers: int,
-    render: Callable[[], bytes | list[bytes]],
-    media_type: str,
-    headers: dict[str, str],
-) -> Response:
-    """The file ``render()`` writes, with its ``Content-Length``; with many numbers written in a
-    worker process (``render`` a partial that pickles) and sent a block at a time, so that no
-    single write of megabytes holds up the event loop."""
-    if numbers <= answers.LARGE:
-        content = render()
-        return Response(
-            content if isinstance(content, bytes) else b"".join(content),
-            media_type=media_type,
-            headers=headers,
-        )
-    rendered = await store.isolate(render)  # from a worker process: memoryviews, when large
-    if isinstance(rendered, bytes | memoryview):
-        whole = memoryview(rendered)
-        parts: list[bytes | memoryview] = [
-            whole[start : start + answers.BLOCK] for start in range(0, len(whole), answers.BLOCK)
-        ]
-    else:
-        parts = list(rendered)
-    length = sum(len(part) for part in parts)
-
-    async def body() -> AsyncIterator[bytes | memoryview]:
-        for part in parts:
-            yield part
-            await asyncio.sleep(0)  # the other requests' turn between blocks
-
-    headers = {**headers, "Content-Length": str(length)}
-    return StreamingResponse(body(), media_type=media_type, headers=headers)
+    return answers.file_response(exported.file, EXPORT_MEDIA[format], headers)
