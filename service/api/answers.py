@@ -20,11 +20,7 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-# The sizes are the operations' (service.operations.models), named here too for the bodies and
-# answers of every route.
-from service.operations.models import BLOCK as BLOCK
-from service.operations.models import LARGE as LARGE
-from service.operations.models import LARGE_BODY as LARGE_BODY
+from service.operations import sizes
 from service.operations.models import Written
 from service.store import ModelStore
 
@@ -63,7 +59,7 @@ async def json_response(
     the hottest answers the same fields as a plain dict without nulls (serialised in a
     microsecond, where constructing the model takes several)."""
 
-    if numbers <= LARGE:
+    if numbers <= sizes.LARGE:
         answer = build()
         if isinstance(answer, BaseModel):
             content = answer.__pydantic_serializer__.to_json(answer, exclude_none=True)
@@ -89,7 +85,7 @@ def _blocks(build: Callable[[], BaseModel | dict[str, Any]]) -> Iterator[bytes]:
     for piece in chunks(build()):
         pending.append(piece)
         size += len(piece)
-        if size >= BLOCK:
+        if size >= sizes.BLOCK:
             yield "".join(pending).encode()
             pending, size = [], 0
     if pending:
@@ -105,13 +101,13 @@ async def binary_response(
 ) -> Response:
     """The file ``render()`` writes; with many numbers written in a worker thread and sent a
     block at a time, so that no single write of megabytes holds up the event loop."""
-    if numbers <= LARGE:
+    if numbers <= sizes.LARGE:
         return Response(render(), media_type=media_type, headers=headers)
     content = memoryview(await store.offload(render))
 
     async def body() -> AsyncIterator[memoryview]:
-        for start in range(0, len(content), BLOCK):
-            yield content[start : start + BLOCK]
+        for start in range(0, len(content), sizes.BLOCK):
+            yield content[start : start + sizes.BLOCK]
             await asyncio.sleep(0)  # the other requests' turn between blocks
 
     return StreamingResponse(body(), media_type=media_type, headers=headers)
@@ -179,6 +175,6 @@ async def decoded(store: ModelStore, request: Request, decode: Callable[[bytes],
     (joining megabytes is a copy the event loop need not wait for). A model file to import is
     read where :func:`service.operations.models.imported` says."""
     chunks = [chunk async for chunk in request.stream()]
-    if sum(len(c) for c in chunks) <= LARGE_BODY:
+    if sum(len(c) for c in chunks) <= sizes.LARGE_BODY:
         return decode(b"".join(chunks))
     return await store.offload(lambda: decode(b"".join(chunks)))

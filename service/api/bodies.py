@@ -22,8 +22,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
-from service.api import answers
 from service.interop import jsontext
+from service.operations import sizes
 from service.store import ModelStore
 
 UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's answer (400)
@@ -141,7 +141,7 @@ class JSONBodies(APIRoute):
     """A route whose JSON body is decoded by :func:`loads`, and validated off the event loop
     when large.
 
-    A body of at most ``answers.LARGE_BODY`` bytes is decoded on the loop and handed to FastAPI
+    A body of at most ``sizes.LARGE_BODY`` bytes is decoded on the loop and handed to FastAPI
     decoded. A larger one is decoded in pieces (:func:`jsontext.loads`) and validated by the
     route's own body field in the store's worker threads. Starlette keeps a request's body and
     JSON once read, so FastAPI's handler then finds them done (a model instance validates again
@@ -175,7 +175,7 @@ class JSONBodies(APIRoute):
                 raise HTTPException(400, UNREADABLE_BODY) from exc
             size = sum(map(len, chunks))
             check_body(self, request.scope, request.headers.get("content-type"), size == 0)
-            if size <= answers.LARGE_BODY:
+            if size <= sizes.LARGE_BODY:
                 request._body = b"".join(chunks)
                 if request._body:  # FastAPI reads no JSON of an empty body
                     request._json = loads(request._body)

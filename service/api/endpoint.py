@@ -44,8 +44,7 @@ from starlette.types import Scope
 
 from service.api.bodies import check_body
 from service.api.deps import checked_if_match, if_match
-from service.operations import Operations
-from service.operations.models import LARGE_BODY
+from service.operations import Operations, sizes
 from service.settings import Settings
 
 JSON_DECODE_ERROR = "JSON decode error"
@@ -136,7 +135,7 @@ class Endpoint(APIRoute):
             elif to_worker:
                 assert self.schema is not None and workers is not None
                 parsed, errors = await workers.run(parse_json, self.schema, chunks)
-            elif size <= LARGE_BODY:
+            elif size <= sizes.LARGE_BODY:
                 parsed, errors = self._parse(body)
             else:
                 parsed, errors = await call.ops.store.offload(lambda: self._parse(body))

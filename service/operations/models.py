@@ -20,18 +20,12 @@ from numpy.typing import ArrayLike
 from service import specs
 from service.core import Network, Optimizer, Params, Scheme, check_parameters, initialize
 from service.interop import archive, onnx_io
+from service.operations import sizes
 from service.operations.compute import Operations
 from service.registry import Encoded, ModelRecord
 from service.store import ModelStore
 
 T = TypeVar("T")
-
-# The sizes above which work leaves the event loop, for the model operations here and for the
-# transports' bodies and answers (service.api.answers): drawing, converting or writing that
-# many numbers, or serialising them as JSON, would hold up every other request for as long.
-LARGE = 20_000  # numbers in an answer above which it is serialised off the event loop
-LARGE_BODY = 1 << 20  # bytes of a binary body above which it is decoded off the event loop
-BLOCK = 256 << 10  # bytes of a large answer sent at a time
 
 ExportFormat = Literal["json", "onnx", "npz"]
 
@@ -47,14 +41,14 @@ async def drawn(
     if seed is None:
         seed = randbits(63)
     draw = partial(initialize, network, scheme, seed)
-    params = draw() if network.parameter_count <= LARGE else await store.offload(draw)
+    params = draw() if network.parameter_count <= sizes.LARGE else await store.offload(draw)
     return params, seed
 
 
 async def converted(store: ModelStore, network: Network, convert: Callable[[], Params]) -> Params:
     """The core's parameters of ``network`` that ``convert()`` makes of those a transport was
     given; many of them converted in a worker thread."""
-    return convert() if network.parameter_count <= LARGE else await store.offload(convert)
+    return convert() if network.parameter_count <= sizes.LARGE else await store.offload(convert)
 
 
 async def create(
@@ -113,7 +107,7 @@ async def imported(store: ModelStore, chunks: list[bytes], read: Callable[[bytes
     """``read`` of the model file in ``chunks``: a large file is joined, read, checked,
     converted and encoded for the registry in a worker process (``read`` a partial that
     pickles); the server passes its bytes on."""
-    if sum(len(c) for c in chunks) <= LARGE_BODY:
+    if sum(len(c) for c in chunks) <= sizes.LARGE_BODY:
         return read(b"".join(chunks))
     return await store.isolate(_read_joined, read, chunks)
 
@@ -177,7 +171,7 @@ def blocks(pieces: Iterable[str]) -> list[bytes]:
     for piece in pieces:
         pending.append(piece)
         size += len(piece)
-        if size >= BLOCK:
+        if size >= sizes.BLOCK:
             done.append("".join(pending).encode())
             pending, size = [], 0
     done.append("".join(pending).encode())
@@ -190,7 +184,7 @@ async def write(
     """The file ``render()`` writes; with many numbers written in a worker process (``render``
     a partial that pickles) and cut in blocks, so that no single write of megabytes holds up
     the event loop."""
-    if numbers <= LARGE:
+    if numbers <= sizes.LARGE:
         content = render()
         whole = content if isinstance(content, bytes) else b"".join(content)
         return Written(whole, len(whole))
@@ -198,7 +192,7 @@ async def write(
     if isinstance(rendered, bytes | memoryview):
         view = memoryview(rendered)
         parts: list[bytes | memoryview] = [
-            view[start : start + BLOCK] for start in range(0, len(view), BLOCK)
+            view[start : start + sizes.BLOCK] for start in range(0, len(view), sizes.BLOCK)
         ]
     else:
         parts = list(rendered)

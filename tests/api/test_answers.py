@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from service.api import answers
+from service.operations import sizes
 from service.store import ModelStore
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,7 @@ async def test_a_large_gradient_is_serialised_in_a_worker_thread_with_the_same_a
     monkeypatch.setattr(ModelStore, "offload", spy)
     large = await client.post("/v1/models/wide/gradient", json=SAMPLE)
     assert large.status_code == 200, large.text
-    assert offloaded  # 30,601 numbers: above answers.LARGE
+    assert offloaded  # 30,601 numbers: above sizes.LARGE
     assert large.headers["etag"] == '"1"'
     offloaded.clear()
     parameters = await client.get("/v1/models/wide/parameters")
@@ -50,7 +51,7 @@ async def test_a_large_gradient_is_serialised_in_a_worker_thread_with_the_same_a
     assert offloaded
     offloaded.clear()
 
-    monkeypatch.setattr(answers, "LARGE", 10**9)  # now everything is small: inline
+    monkeypatch.setattr(sizes, "LARGE", 10**9)  # now everything is small: inline
     small = await client.post("/v1/models/wide/gradient", json=SAMPLE)
     assert not offloaded
     # The large answers are written in pieces, yet byte for byte what the small path writes.
@@ -80,7 +81,7 @@ def test_a_large_answer_is_sent_in_blocks_that_join_to_its_json(
         ),
         deltas=None,
     )
-    monkeypatch.setattr(answers, "BLOCK", 16)
+    monkeypatch.setattr(sizes, "BLOCK", 16)
     blocks = list(answers._blocks(lambda: answer))
     assert len(blocks) > 3
     assert all(len(b) < 16 + 100 for b in blocks)

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from service.api import answers
 from service.api.app import create_app
 from service.core import LayerParams
 from service.interop import archive, jsontext
-from service.operations import models
+from service.operations import sizes
 from service.settings import Settings
 from tests.api.support import SEED_NETWORK, client_for, seed_model
 
@@ -196,10 +195,9 @@ async def test_large_bodies_and_answers_are_answered_as_small_ones(
 ) -> None:
     small = await answers_to(requests)
     with monkeypatch.context() as patch:  # every body, answer and array large, in small pieces
-        for module in (answers, models):  # the routes' names, and the model operations'
-            patch.setattr(module, "LARGE_BODY", 0)
-            patch.setattr(module, "LARGE", 0)
-            patch.setattr(module, "BLOCK", 64)
+        patch.setattr(sizes, "LARGE_BODY", 0)
+        patch.setattr(sizes, "LARGE", 0)
+        patch.setattr(sizes, "BLOCK", 64)
         patch.setattr(jsontext, "PIECE", 4)
         patch.setattr(jsontext, "NUMBERS", 2)
         large = await answers_to(requests)
@@ -224,9 +222,8 @@ async def test_large_files_are_imported_as_small_ones(
     ]
     small = await answers_to(requests)
     with monkeypatch.context() as patch:
-        for module in (answers, models):
-            patch.setattr(module, "LARGE_BODY", 0)
-            patch.setattr(module, "LARGE", 0)
+        patch.setattr(sizes, "LARGE_BODY", 0)
+        patch.setattr(sizes, "LARGE", 0)
         large = await answers_to(requests)
     assert large == small
     assert [small[i][0] for i in (0, 4, 8)] == [201, 201, 201]  # the whole file, each query

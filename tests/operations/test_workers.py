@@ -32,7 +32,7 @@ from service.core import (
     mean_gradient,
 )
 from service.operations import Limits, Operations
-from service.operations.models import LARGE_BODY
+from service.operations.sizes import LARGE_BODY
 from service.registry import MemoryRegistry
 from service.store import ModelStore
 from service.workers import (
@@ -216,7 +216,7 @@ async def test_operations_place_large_work_in_the_workers_with_the_same_numbers(
 
 
 def large_bodies() -> dict[str, bytes]:
-    """JSON bodies above answers.LARGE_BODY, valid and not, of the compute routes."""
+    """JSON bodies above sizes.LARGE_BODY, valid and not, of the compute routes."""
     rng = np.random.default_rng(4)
     X, T = rng.normal(size=(15_000, 8)).round(6), rng.normal(size=(15_000, 2)).round(6)
     inputs, targets = X.tolist(), T.tolist()

@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api import answers, endpoint
-from service.operations import Limits, Work, admit, rows_of
+from service.api import endpoint
+from service.operations import Limits, Work, admit, rows_of, sizes
 from service.settings import DEFAULT_LIMITS, Settings, current_limits
 from service.specs import network_from_dict
 from tests import servers
@@ -197,8 +197,7 @@ async def test_a_large_body_parsed_off_the_loop_meets_the_apps_limits(
     make_app: AppFactory, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Threads and worker processes parse large bodies under the limits of the request's app."""
-    monkeypatch.setattr(answers, "LARGE_BODY", 0)
-    monkeypatch.setattr(endpoint, "LARGE_BODY", 0)  # endpoint.py's own name for it
+    monkeypatch.setattr(sizes, "LARGE_BODY", 0)
     if where == "process":
         monkeypatch.setattr(endpoint, "PROCESS_BODY", 0)
     wide = {"name": "wide", "network": network(2, [5]), "init": {"seed": 1}}
