@@ -1,8 +1,10 @@
-"""The parts of the service use only the parts below them (../shared/design/LAYOUT.md).
+"""The parts of the service use only the parts below them.
 
-Every ``import`` and ``from ... import`` of every module under ``service/``, read from the
-source (also those inside functions and under ``TYPE_CHECKING``), is checked against the
-table: a part may import itself and what ``MAY_USE`` lists for it, nothing else of the service.
+``MAY_USE`` is the rule: the table of the team's design notes (shared/design/LAYOUT.md, beside
+the repository, not in it; a change to one is a change to both), as the README's "Layout"
+says it. Every ``import`` and ``from ... import`` of every module under ``service/``, read
+from the source (also those inside functions and under ``TYPE_CHECKING``), is checked against
+it: a part may import itself and what ``MAY_USE`` lists for it, nothing else of the service.
 """
 
 from __future__ import annotations
@@ -40,9 +42,8 @@ MODULES = {
     "__version__": "package",
 }
 
-#: Who may use whom: the table of LAYOUT.md. The HTTP layer uses Operations "and what they
-#: return" (records, core types, the errors its problem table maps), so everything but the
-#: client and the CLI.
+#: Who may use whom. The HTTP layer uses Operations "and what they return" (records, core
+#: types, the errors its problem table maps), so everything but the client and the CLI.
 LOWER = {"store", "registry", "core", "settings"}
 MAY_USE: dict[str, set[str]] = {
     "cli": {"http", "client", "operations", "jobs", "learn", "interop"} | LOWER,

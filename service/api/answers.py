@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from service.operations import sizes
-from service.operations.models import Written
+from service.operations.files import Written
 from service.store import ModelStore
 
 T = TypeVar("T")
@@ -114,7 +114,7 @@ async def binary_response(
 
 
 def file_response(file: Written, media_type: str, headers: dict[str, str]) -> Response:
-    """The ``file`` an operation wrote (:func:`service.operations.models.write`): whole, or a
+    """The ``file`` an operation wrote (:func:`service.operations.files.write`): whole, or a
     block at a time with its ``Content-Length``, so that no single write of megabytes holds up
     the event loop."""
     if isinstance(file.content, bytes):
@@ -175,6 +175,6 @@ async def decoded(store: ModelStore, request: Request, decode: Callable[[bytes],
     (joining megabytes is a copy the event loop need not wait for). A model file to import is
     read where :func:`service.operations.models.imported` says."""
     chunks = [chunk async for chunk in request.stream()]
-    if sum(len(c) for c in chunks) <= sizes.LARGE_BODY:
+    if not sizes.large_body(chunks):
         return decode(b"".join(chunks))
     return await store.offload(lambda: decode(b"".join(chunks)))

@@ -1,6 +1,8 @@
 """Dependencies of the handlers, as ``Annotated`` aliases so that handlers read as plain
-signatures. They are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread,
-a hop that costs more than the whole of a small forward."""
+signatures: the app's state, path and query parameters (names, cursors and pages, versions,
+the learners' samples of numbers in the query, with their parsing), preconditions. They are
+``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a hop that costs
+more than the whole of a small forward."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ class Explanation(ExplanationOf[Factor, DeltaForm]):
     """:class:`service.core.explain.Explanation` in words: its paths' factors and its delta
     form written out, and ``notes`` on the fused output factor and the form chosen."""
 
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...]
 
 
 def explain(

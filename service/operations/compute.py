@@ -84,6 +84,17 @@ def input_gradient_work(X: ArrayLike, *, jacobian: bool, named: bool, binary: bo
     return Work("input-gradient", rows_of(X), jacobian=jacobian, named=named, binary=binary)
 
 
+def gradient_check_work(network: Network, X: ArrayLike, sample: int | None) -> Work:
+    """The gradient check of the batch ``X``: every parameter, or ``sample`` of them."""
+    return Work("gradient-check", rows_of(X), checked=checked_count(network, sample))
+
+
+def step_work(X: ArrayLike, optimizer: Optimizer, *, answered: bool) -> Work:
+    """One update with ``optimizer`` on the batch ``X``; ``answered``: the new parameters and
+    optimizer state are the answer (a stateless step), not stored."""
+    return Work("train-step", rows_of(X), parameters=answered, slots=_slots(optimizer))
+
+
 class Operations:
     """The computations, each admitted by its cost and run where its size says."""
 
@@ -191,8 +202,7 @@ class Operations:
     ) -> GradientCheck:
         """Backpropagation against central differences for every parameter, or ``sample`` of
         them (the batch whole)."""
-        work = Work("gradient-check", rows_of(X), checked=checked_count(network, sample))
-        cost = self.admit(network, work)
+        cost = self.admit(network, gradient_check_work(network, X, sample))
         return await self.place(cost, gradient_check, network, params, X, T, epsilon, sample)
 
     async def step(
@@ -206,9 +216,7 @@ class Operations:
     ) -> tuple[float, Params, OptimizerState]:
         """One update of parameters sent inline: the loss before it, the new parameters and
         optimizer state (all answered)."""
-        slots = _slots(optimizer)
-        work = Work("train-step", rows_of(X), parameters=True, slots=slots)
-        cost = self.admit(network, work)
+        cost = self.admit(network, step_work(X, optimizer, answered=True))
         return await self.place(
             cost, train_step, network, params, X, T, optimizer, state, cost.block_rows
         )
@@ -222,12 +230,9 @@ class Operations:
         expected_version: int | None,
     ) -> StepOutcome:
         """One update of a stored model with its optimizer, committed as a new version."""
-        rows = rows_of(X)
 
         async def update(model: LoadedModel) -> tuple[float, Params, OptimizerState]:
-            cost = self.admit(
-                model.network, Work("train-step", rows, slots=_slots(model.optimizer))
-            )
+            cost = self.admit(model.network, step_work(X, model.optimizer, answered=False))
             optimizer = model.optimizer
             if learning_rate is not None:
                 optimizer = replace(optimizer, learning_rate=learning_rate)

@@ -29,12 +29,14 @@ from service.store import LoadedModel, ModelStore
 
 # Drawings, walkthroughs, explanations and plots are Python loops over every node, edge, path
 # factor or point: milliseconds for the seed (a drawing 4-7 ms, its walkthrough 8 ms), up to a
-# second or more at the limits. They run in the store's low-priority worker threads, so that the
-# event loop keeps serving other requests meanwhile (a 32-31-1 drawing on the loop held up
-# /healthz for seconds). Only what takes under a millisecond stays inline, where a hop to a
-# thread (100-300 µs, and a wait when the workers are busy) would cost about as much: an
-# explanation of a network of at most this many parameters and path factors (the seed's: 25 and
-# 21, about 0.5 ms), and a plot of at most this many points (0.6 ms, then 25 µs a point).
+# second or more at the limits. They run off the event loop, so that it keeps serving other
+# requests meanwhile (a 32-31-1 drawing on the loop held up /healthz for seconds): an
+# explanation in a low-priority worker thread, a drawing, a walkthrough or a large plot in a
+# worker process (it holds the interpreter lock throughout). Only what takes under a millisecond
+# stays inline, where a hop (100-300 µs, and a wait when the workers are busy) would cost
+# about as much: an explanation of a network of at most this many parameters and path factors
+# (the seed's: 25 and 21, about 0.5 ms), and a plot of at most this many points (0.6 ms, then
+# 25 µs a point).
 INLINE_EXPLAIN_PARAMETERS = 100
 INLINE_EXPLAIN_FACTORS = 64
 INLINE_PLOT_POINTS = 16

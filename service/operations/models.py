@@ -9,7 +9,7 @@ decided here only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from secrets import randbits
@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from service import specs
 from service.core import Network, Optimizer, Params, Scheme, check_parameters, initialize
 from service.interop import archive, onnx_io
-from service.operations import sizes
+from service.operations import files, sizes
 from service.operations.compute import Operations
 from service.registry import Encoded, ModelRecord
 from service.store import ModelStore
@@ -107,7 +107,7 @@ async def imported(store: ModelStore, chunks: list[bytes], read: Callable[[bytes
     """``read`` of the model file in ``chunks``: a large file is joined, read, checked,
     converted and encoded for the registry in a worker process (``read`` a partial that
     pickles); the server passes its bytes on."""
-    if sum(len(c) for c in chunks) <= sizes.LARGE_BODY:
+    if not sizes.large_body(chunks):
         return read(b"".join(chunks))
     return await store.isolate(_read_joined, read, chunks)
 
@@ -120,22 +120,13 @@ def _read_joined(read: Callable[[bytes], T], chunks: list[bytes]) -> T:
 
 
 @dataclass(frozen=True)
-class Written:
-    """A file as written: ``content`` whole (written inline), or in blocks of about ``BLOCK``
-    bytes to send one at a time (written in a worker process), ``length`` bytes in all."""
-
-    content: bytes | list[bytes | memoryview]
-    length: int
-
-
-@dataclass(frozen=True)
 class ModelFile:
     """A model's file: its attachment's ``filename``, the model's ``version`` (for its ETag)
     and the file :class:`Written`."""
 
     filename: str
     version: int
-    file: Written
+    file: files.Written
 
 
 async def export(
@@ -153,47 +144,10 @@ async def export(
         render = partial(archive.to_npz, archive.create_body(name, spec, None), params)
     else:
         render = partial(json_file, name, spec, params)
-    written = await write(ops.store, net.parameter_count, render)
+    written = await files.write(ops.store, net.parameter_count, render)
     return ModelFile(f"{name}-v{model.version}.{format}", model.record.version, written)
 
 
 def json_file(name: str, spec: specs.JSON, params: Params) -> list[bytes]:
     """The JSON export of a model, in blocks."""
-    return blocks(archive.json_pieces(name, spec, params))
-
-
-def blocks(pieces: Iterable[str]) -> list[bytes]:
-    """``pieces`` of text joined and encoded a block of about ``BLOCK`` bytes at a time (one
-    join of megabytes would hold the interpreter lock for as long)."""
-    done: list[bytes] = []
-    pending: list[str] = []
-    size = 0
-    for piece in pieces:
-        pending.append(piece)
-        size += len(piece)
-        if size >= sizes.BLOCK:
-            done.append("".join(pending).encode())
-            pending, size = [], 0
-    done.append("".join(pending).encode())
-    return done
-
-
-async def write(
-    store: ModelStore, numbers: int, render: Callable[[], bytes | list[bytes]]
-) -> Written:
-    """The file ``render()`` writes; with many numbers written in a worker process (``render``
-    a partial that pickles) and cut in blocks, so that no single write of megabytes holds up
-    the event loop."""
-    if numbers <= sizes.LARGE:
-        content = render()
-        whole = content if isinstance(content, bytes) else b"".join(content)
-        return Written(whole, len(whole))
-    rendered = await store.isolate(render)  # from a worker process: memoryviews, when large
-    if isinstance(rendered, bytes | memoryview):
-        view = memoryview(rendered)
-        parts: list[bytes | memoryview] = [
-            view[start : start + sizes.BLOCK] for start in range(0, len(view), sizes.BLOCK)
-        ]
-    else:
-        parts = list(rendered)
-    return Written(parts, sum(len(part) for part in parts))
+    return files.blocks(archive.json_pieces(name, spec, params))

@@ -117,7 +117,10 @@ class SqlJobs(JobStorage):
 
     def __init__(self, models: _Models) -> None:
         self._models = models
-        self.dialect = models.dialect
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._models.dialect
 
     def _tx(self, write: bool) -> AbstractContextManager[Tx]:
         return self._models._tx(write)

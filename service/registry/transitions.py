@@ -49,7 +49,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Encoded:
+class EncodedJob:
     """A new job's JSON objects and arrays as stored: encoded before a store takes its lock."""
 
     config: str
@@ -57,13 +57,13 @@ class Encoded:
     data: bytes | None
 
 
-def encoded(job: NewJob) -> Encoded:
+def encoded(job: NewJob) -> EncodedJob:
     """``job``'s config, progress and own arrays as the stores keep them."""
     data = None if job.data is None else encode_arrays(job.data)
-    return Encoded(encode_spec(job.config), encode_spec(job.progress), data)
+    return EncodedJob(encode_spec(job.config), encode_spec(job.progress), data)
 
 
-def new_job(job: NewJob, stored: Encoded, version: int, now: float) -> Change:
+def new_job(job: NewJob, stored: EncodedJob, version: int, now: float) -> Change:
     """``job`` created ``queued`` at the model's `version` (the store checks the model exists
     and is not busy), its fields ``stored``; its first event is a ``state`` one."""
     fields: dict[str, Any] = {

@@ -37,8 +37,13 @@ from service.api.schemas.compute import (
     TrainStepResponse,
 )
 from service.core import Network, Params
-from service.operations import Operations, Work, rows_of
-from service.operations.compute import forward_work, gradient_work, input_gradient_work
+from service.operations import Operations
+from service.operations.compute import (
+    forward_work,
+    gradient_check_work,
+    gradient_work,
+    input_gradient_work,
+)
 from service.operations.cost import answer_numbers
 from service.settings import Settings
 
@@ -474,7 +479,7 @@ async def gradient_check_model(
         model.network, model.params, body.inputs, body.targets, body.epsilon, body.sample
     )
     numbers = answer_numbers(
-        model.network, Work("gradient-check", rows_of(body.inputs), checked=len(check.parameters))
+        model.network, gradient_check_work(model.network, body.inputs, body.sample)
     )
 
     def build() -> GradientCheckResponse:

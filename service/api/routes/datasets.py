@@ -17,7 +17,7 @@ from service.api.schemas.common import NAME_PATTERN
 from service.api.schemas.jobs import DatasetCreate, DatasetData, DatasetList, DatasetPublic
 from service.jobs.datasets import Dataset, from_rows, to_npz
 from service.jobs.errors import UnsupportedMediaType
-from service.operations import models, sizes
+from service.operations import files, sizes
 from service.registry import DatasetRecord
 from service.store import ModelStore
 
@@ -92,7 +92,7 @@ def _json_dataset(chunks: list[bytes], max_bytes: int) -> tuple[str, Dataset]:
 
 async def _joined(store: ModelStore, chunks: list[bytes]) -> bytes:
     """The body's chunks as one; a large body joined in a worker thread (a copy of megabytes)."""
-    if sum(len(chunk) for chunk in chunks) <= sizes.LARGE_BODY:
+    if not sizes.large_body(chunks):
         return b"".join(chunks)
     return await store.offload(partial(b"".join, chunks))
 
@@ -154,7 +154,7 @@ async def create_dataset(
         )
     chunks = [chunk async for chunk in request.stream()]
     dataset: Dataset
-    if media == JSON_TYPE and sum(len(chunk) for chunk in chunks) > sizes.LARGE_BODY:
+    if media == JSON_TYPE and sizes.large_body(chunks):
         work = partial(_json_dataset, chunks, jobs.max_dataset_bytes)
         named, dataset = await store.offload(work)
         name = named
@@ -245,7 +245,7 @@ async def get_dataset_data(
     if format == "npz":
         attachment = {"Content-Disposition": f'attachment; filename="{record.name}.npz"'}
         render = partial(to_npz, dataset)
-        written = await models.write(store, numbers, render)
+        written = await files.write(store, numbers, render)
         return answers.file_response(written, "application/x-npz", attachment)
 
     def build() -> DatasetData:

@@ -231,9 +231,12 @@ async def walkthrough_markdown(
 
 def explanation_out(name: str, version: int, e: Explanation) -> ExplainResponse:
     """The answer of explain for the explanation ``e`` of model ``name`` at ``version``: its
-    fields as they are (the answer's schemas name them alike), its notes in one ``note``."""
+    fields as they are (the answer's schemas name them alike), its notes in one ``note``; the
+    form asked for and the most paths listed (``requested``, ``max_paths``) are the request's,
+    not answered."""
     fields = asdict(e)
     notes = fields.pop("notes")
+    del fields["requested"], fields["max_paths"]
     return ExplainResponse.model_validate(
         {**fields, "model": name, "version": version, "note": " ".join(notes) or None}
     )

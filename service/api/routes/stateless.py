@@ -31,6 +31,8 @@ from service.api.schemas.compute import (
     StatelessTrainStepResponse,
 )
 from service.api.schemas.networks import NetworkSpec, ParametersIn
+from service.operations.compute import step_work
+from service.operations.cost import answer_numbers
 
 router = APIRouter(prefix="/v1", tags=["stateless"])
 
@@ -137,7 +139,7 @@ async def train_step_stateless(
             ),
         )
 
-    numbers = (1 + len(new_state.slots)) * net.parameter_count
+    numbers = answer_numbers(net, step_work(body.inputs, optimizer, answered=True))
     return await answers.json_response(ops.store, numbers, build)
 
 
