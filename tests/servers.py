@@ -115,12 +115,9 @@ def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
 @contextmanager
 def running(*args: str, env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
     """A client of a server that is stopped gracefully (and must exit cleanly) afterwards."""
-    server = start(*args, env=env)
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
-    finally:
-        log = server.stop()
+    with serving(*args, env=env) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+    log = server.log()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
     assert server.process.returncode in (0, -signal.SIGTERM), log
     assert "Finished server process" in log, log

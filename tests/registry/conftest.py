@@ -19,10 +19,9 @@ from typing import Protocol
 import pytest
 
 from service.registry import MemoryRegistry, PostgresRegistry, Registry, SqliteRegistry
+from tests.conftest import BACKENDS
+from tests.conftest import SHARED_BACKENDS as PERSISTENT_BACKENDS
 from tests.postgres import PostgresSchemas
-
-BACKENDS = ["memory", "sqlite", "postgres"]
-PERSISTENT_BACKENDS = ["sqlite", "postgres"]
 
 
 class RegistryFactory(Protocol):
